@@ -1,0 +1,55 @@
+# One command to set up, one to test, one to demo. Everything the tests need is installed here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JS_BUNDLE := deltakit_nb/static/chat.js
+JS_SRC := $(wildcard js/src/*.js js/src/*.css) js/package.json js/package-lock.json js/build.mjs
+CHROMIUM := /usr/bin/chromium
+export AGNO_TELEMETRY ?= false
+
+.PHONY: dev test lint pytest jstest lab bench chromium clean
+
+dev: $(STAMP) $(JS_BUNDLE)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+js/node_modules/.package-lock.json: js/package.json js/package-lock.json
+	npm --prefix js ci --no-audit --no-fund --loglevel=error
+
+$(JS_BUNDLE): js/node_modules/.package-lock.json $(JS_SRC)
+	npm --prefix js run build --silent
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+lint: dev
+	$(VENV)/bin/ruff check deltakit_nb tests benchmarks
+	$(VENV)/bin/ruff format --check deltakit_nb tests benchmarks
+	$(VENV)/bin/mypy
+
+jstest: $(JS_BUNDLE)
+	node --test js/test/
+
+pytest: dev chromium
+	$(VENV)/bin/pytest
+
+test: dev chromium lint jstest pytest
+
+lab: dev
+	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
+
+bench: dev
+	$(PY) benchmarks/bench_stream.py
+
+clean:
+	rm -rf $(VENV) js/node_modules $(JS_BUNDLE)

@@ -1,0 +1,27 @@
+"""Resumable agno agent streaming in Jupyter.
+
+`%load_ext deltakit_nb`, then `ChatWidget()` in a cell. The server extension (enabled on
+install) runs the agents as server-side jobs, so a run outlives page reloads and kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["ChatWidget", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The widget pulls in ipywidgets; the server extension must start without it.
+    if name == "ChatWidget":
+        from .widget import ChatWidget
+
+        return ChatWidget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .app import DeltakitApp
+
+    return [{"module": "deltakit_nb.app", "app": DeltakitApp}]

@@ -1,0 +1,93 @@
+"""Translation of agno 3.x run events into protocol events. Pure: no I/O, no server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import protocol
+from .protocol import Event, RunStatus
+
+
+def _arguments(args: Any) -> str:
+    if isinstance(args, str):
+        return args
+    try:
+        return json.dumps(args if args is not None else {}, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return json.dumps(str(args))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class AgnoAdapter:
+    """Feed it agno events in order; it returns the protocol events each one becomes.
+
+    `status` is set once the run's outcome is known (completed, cancelled or failed), and the
+    terminal event (`done` or `error`) is emitted exactly once, at that point.
+    """
+
+    def __init__(self) -> None:
+        self.status: RunStatus | None = None
+
+    def translate(self, event: Any) -> list[Event]:
+        if self.status is not None:
+            return []
+        kind = getattr(event, "event", None)
+        if kind == "RunContent":
+            out: list[Event] = []
+            reasoning = getattr(event, "reasoning_content", None)
+            if reasoning:
+                out.append(protocol.reasoning(reasoning))
+            content = getattr(event, "content", None)
+            if content is not None and content != "":
+                out.append(protocol.text_delta(_text(content)))
+            return out
+        if kind == "ReasoningContentDelta":
+            text = getattr(event, "reasoning_content", None)
+            return [protocol.reasoning(text)] if text else []
+        if kind == "ToolCallStarted" and event.tool is not None:
+            tool = event.tool
+            return [
+                protocol.tool_call(
+                    tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id
+                )
+            ]
+        if kind == "ToolCallCompleted" and event.tool is not None:
+            tool = event.tool
+            return [
+                protocol.tool_result(
+                    tool.tool_call_id,
+                    tool.tool_name or "",
+                    _text(tool.result),
+                    bool(tool.tool_call_error),
+                )
+            ]
+        if kind == "RunCompleted":
+            return self._finish(RunStatus.COMPLETED)
+        if kind == "RunCancelled":
+            return self._finish(RunStatus.CANCELLED)
+        if kind == "RunError":
+            return self._finish(RunStatus.FAILED, _text(getattr(event, "content", None)))
+        return []
+
+    def finish(self, status: RunStatus, message: str = "") -> list[Event]:
+        """The terminal event for an outcome found outside agno's stream (if none was sent)."""
+        if self.status is not None:
+            return []
+        return self._finish(status, message)
+
+    def _finish(self, status: RunStatus, message: str = "") -> list[Event]:
+        self.status = status
+        if status is RunStatus.FAILED:
+            return [protocol.error(message or "the agent run failed")]
+        return [protocol.done(status)]

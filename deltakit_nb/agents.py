@@ -1,0 +1,101 @@
+"""Where agents come from: names mapped to "module:callable" specs, loaded lazily.
+
+A spec names either a callable that returns an agno Agent (called once per run, so runs never
+share mutable agent state) or an Agent instance (shared by its runs).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agno.agent import Agent
+
+DEMO_SPEC = "deltakit_nb.offline:demo_agent"
+
+
+class AgentError(LookupError):
+    """An agent that is not configured or cannot be built; the message says which and why."""
+
+
+def telemetry_opted_in() -> bool:
+    return os.environ.get("AGNO_TELEMETRY", "false").strip().lower() in ("1", "true", "yes")
+
+
+def disable_telemetry_by_default() -> None:
+    """agno posts telemetry to the internet after every run unless told not to."""
+    os.environ.setdefault("AGNO_TELEMETRY", "false")
+
+
+def load_object(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise AgentError(f"agent spec {spec!r} is not of the form 'module:callable'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise AgentError(f"cannot import agent {spec!r}: {type(exc).__name__}: {exc}") from exc
+    return obj
+
+
+@dataclass
+class AgentEntry:
+    name: str
+    spec: str
+    description: str = ""
+
+
+class AgentCatalog:
+    def __init__(self, specs: Mapping[str, str], default: str):
+        self.entries = {name: AgentEntry(name, spec) for name, spec in specs.items()}
+        if default not in self.entries:
+            raise AgentError(f"default agent {default!r} is not among {sorted(self.entries)}")
+        self.default = default
+        self._loaded: dict[str, Any] = {}
+
+    def resolve_name(self, name: str | None) -> str:
+        name = name or self.default
+        if name not in self.entries:
+            known = ", ".join(sorted(self.entries))
+            raise AgentError(f"unknown agent {name!r}; configured agents: {known}")
+        return name
+
+    def build(self, name: str) -> Agent:
+        """A ready agent for one run (telemetry off unless the user opted in)."""
+        from agno.agent import Agent
+
+        entry = self.entries[self.resolve_name(name)]
+        target = self._loaded.get(entry.name)
+        if target is None:
+            target = self._loaded[entry.name] = load_object(entry.spec)
+        if isinstance(target, Agent):
+            agent = target
+        elif callable(target):
+            try:
+                agent = target()
+            except Exception as exc:
+                raise AgentError(f"agent {entry.name!r} failed to build: {exc}") from exc
+        else:
+            raise AgentError(f"agent spec {entry.spec!r} is neither an Agent nor a callable")
+        if not isinstance(agent, Agent):
+            raise AgentError(f"agent {entry.name!r} factory returned {type(agent).__name__}")
+        if not telemetry_opted_in():
+            agent.telemetry = False
+        if not entry.description:
+            entry.description = agent.description or ""
+        return agent
+
+    def describe(self) -> list[dict[str, str]]:
+        for entry in self.entries.values():
+            if not entry.description:
+                try:
+                    self.build(entry.name)
+                except AgentError as exc:
+                    entry.description = f"(unavailable: {exc})"
+        return [{"name": e.name, "description": e.description} for e in self.entries.values()]

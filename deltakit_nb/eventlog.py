@@ -1,0 +1,83 @@
+"""A run's replayable event log: a list, a cursor per reader, and one shared wake-up.
+
+Each event is serialised once, on append, and the text is reused for every reader, every
+replay and the store. Readers never block the writer: each one reads from its own cursor at
+its own pace, and a reader that has fallen behind gets its backlog in one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from .protocol import Event, encode
+
+Listener = Callable[[int, str], None]
+
+
+class EventLog:
+    def __init__(self, run_id: str, encoded: list[str] | None = None, closed: bool = False):
+        self.run_id = run_id
+        self._encoded: list[str] = list(encoded or [])
+        self._closed = closed
+        self._waiter: asyncio.Future[None] | None = None
+        self.listeners: list[Listener] = []
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def append(self, event: Event) -> int:
+        """Add an event (its eventId and runId are set here); return its id."""
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        event_id = len(self._encoded)
+        event["eventId"] = event_id
+        event.setdefault("runId", self.run_id)
+        text = encode(event)
+        self._encoded.append(text)
+        for listener in self.listeners:
+            listener(event_id, text)
+        self._wake()
+        return event_id
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def since(self, event_id: int, limit: int | None = None) -> list[str]:
+        """Encoded events with an id greater than event_id (at most `limit` of them)."""
+        start = max(event_id + 1, 0)
+        stop = None if limit is None else start + limit
+        return self._encoded[start:stop]
+
+    def encoded(self) -> list[str]:
+        return self._encoded
+
+    async def wait(self, after: int) -> None:
+        """Return once an event with an id greater than `after` exists, or the log is closed."""
+        while len(self._encoded) <= after + 1 and not self._closed:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
+
+    async def follow(self, after: int = -1, max_batch: int = 4096) -> AsyncIterator[list[str]]:
+        """Batches of encoded events after `after`, live, until the log closes."""
+        cursor = after
+        while True:
+            pending = self.since(cursor, max_batch)
+            if pending:
+                cursor += len(pending)
+                yield pending
+            elif self._closed:
+                return
+            else:
+                await self.wait(cursor)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,178 @@
+"""HTTP and WebSocket endpoints under {base_url}deltakit/."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web, websocket
+from tornado.iostream import StreamClosedError
+
+from . import protocol
+from .agents import AgentError
+from .protocol import FrameError, ResumeFrame, StartFrame
+from .runs import Run, RunLimitError
+
+if TYPE_CHECKING:
+    from .app import DeltakitApp
+
+AUTH_RESOURCE = "deltakit"
+
+
+class DeltakitMixin(ExtensionHandlerMixin):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def deltakit(self) -> DeltakitApp:
+        return self.extensionapp  # type: ignore[return-value]
+
+
+def _run_json(run: Run, **extra: Any) -> str:
+    """A run's summary plus its events, spliced from the already-encoded event texts."""
+    head = json.dumps({**run.summary(), **extra})
+    return head[:-1] + ',"events":[' + ",".join(run.log.encoded()) + "]}"
+
+
+class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
+    """Start and resume runs; each socket follows one run at a time."""
+
+    _subscription: asyncio.Task[None] | None = None
+
+    @ws_authenticated
+    @authorized("execute", resource=AUTH_RESOURCE)
+    async def get(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        res = super().get(*args, **kwargs)
+        if res is not None:
+            await res
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None
+
+    async def on_message(self, message: str | bytes) -> None:
+        if len(message) > self.deltakit.max_frame_bytes:
+            self._send_error(
+                f"frame too large: {len(message)} bytes "
+                f"(limit max_frame_bytes={self.deltakit.max_frame_bytes})"
+            )
+            return
+        try:
+            frame = protocol.parse_frame(message, self.deltakit.max_message_chars)
+        except FrameError as exc:
+            self._send_error(str(exc))
+            return
+        if isinstance(frame, StartFrame):
+            self._start(frame)
+        elif isinstance(frame, ResumeFrame):
+            run = self.deltakit.registry.get(frame.run_id)
+            if run is None:
+                self._send_error("Run not found")
+                return
+            self._follow(run, frame.last_event_id)
+
+    def _start(self, frame: StartFrame) -> None:
+        app = self.deltakit
+        try:
+            agent = app.catalog.resolve_name(frame.agent)
+            run = app.registry.start(frame.message, frame.thread_id, agent)
+        except (AgentError, RunLimitError) as exc:
+            self._send_error(str(exc))
+            return
+        self._follow(run, -1)
+
+    def _follow(self, run: Run, after: int) -> None:
+        self._unsubscribe()
+        self._subscription = asyncio.create_task(self._pump(run, after))
+
+    async def _pump(self, run: Run, after: int) -> None:
+        with contextlib.suppress(websocket.WebSocketClosedError, StreamClosedError):
+            async for batch in run.log.follow(after):
+                await self.write_message(protocol.batch(batch))
+
+    def _send_error(self, message: str) -> None:
+        with contextlib.suppress(websocket.WebSocketClosedError):
+            self.write_message(protocol.encode(protocol.error(message)))
+
+    def _unsubscribe(self) -> None:
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+
+    def on_close(self) -> None:
+        self._unsubscribe()
+
+
+class DeltakitAPIHandler(DeltakitMixin, APIHandler):
+    def write_json(self, body: str | dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(body if isinstance(body, str) else json.dumps(body))
+
+    def get_run(self, run_id: str) -> Run:
+        run = self.deltakit.registry.get(run_id)
+        if run is None:
+            raise web.HTTPError(404, reason="Run not found")
+        return run
+
+
+class ActiveRunHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    def get(self) -> None:
+        run = self.deltakit.registry.active_run(self.get_query_argument("threadId", None))
+        if run is None:
+            self.write_json({"run_id": None})
+        else:
+            self.write_json(_run_json(run))
+
+
+class CancelHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("execute", resource=AUTH_RESOURCE)
+    async def post(self, run_id: str) -> None:
+        self.get_run(run_id)
+        await self.deltakit.registry.cancel(run_id)
+        self.write_json({"status": "ok"})
+
+
+class RunHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    def get(self, run_id: str) -> None:
+        self.write_json(_run_json(self.get_run(run_id)))
+
+
+class ThreadHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    def get(self, thread_id: str) -> None:
+        registry = self.deltakit.registry
+        active = registry.active_run(thread_id)
+        runs = ",".join(_run_json(run) for run in registry.runs(thread_id))
+        head = json.dumps({"thread_id": thread_id, "active_run_id": active and active.id})
+        self.write_json(head[:-1] + ',"runs":[' + runs + "]}")
+
+
+class AgentsHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    async def get(self) -> None:
+        catalog = self.deltakit.catalog
+        agents = await asyncio.to_thread(catalog.describe)
+        self.write_json({"default": catalog.default, "agents": agents})
+
+
+_ID = r"([^/]+)"
+default_handlers = [
+    (r"/deltakit/ws", RunSocket),
+    (r"/deltakit/active-run", ActiveRunHandler),
+    (rf"/deltakit/jobs/{_ID}/cancel", CancelHandler),
+    (rf"/deltakit/runs/{_ID}", RunHandler),
+    (rf"/deltakit/threads/{_ID}", ThreadHandler),
+    (r"/deltakit/agents", AgentsHandler),
+]

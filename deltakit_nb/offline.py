@@ -1,0 +1,240 @@
+"""An offline agno model and the `demo` agent built on it: no key, no network, deterministic.
+
+The model runs inside agno's real agent loop (tools included). The last user message picks
+what it does:
+
+  bench N                 N chunks of "tok ", as fast as agno allows
+  count N [delay S]       "1 2 … N", one number a chunk, S seconds between chunks
+  echo TEXT               TEXT back verbatim, in 6-character chunks
+  tool NAME {json}        call tool NAME with those arguments, then report its result
+  fail                    the model raises (the run fails)
+  recall                  list the earlier user messages of this thread (history check)
+  … a + b … / … time …    call the calculator / current_time tool, then answer
+  anything else           a short markdown answer, with reasoning first
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import operator
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from agno.agent import Agent
+from agno.models.base import Model
+from agno.models.message import Message
+from agno.models.response import ModelResponse
+
+Chunk = dict[str, Any]
+
+_ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?(?:\s*[-+*/^%]\s*\(?-?\d+(?:\.\d+)?\)?)+)")
+_OPS: dict[type, Any] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression (+, -, *, /, %, ** and parentheses).
+
+    Args:
+        expression: the expression, for example "12 * (3 + 4)".
+    """
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            if isinstance(node.op, ast.Pow) and abs(ev(node.right)) > 100:
+                raise ValueError("exponent too large")
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.operand))
+        raise ValueError(f"not an arithmetic expression: {expression!r}")
+
+    value = ev(ast.parse(expression.replace("^", "**"), mode="eval").body)
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def current_time(timezone_name: str = "UTC") -> str:
+    """Return the current date and time (ISO 8601) in UTC or the server's local zone.
+
+    Args:
+        timezone_name: "UTC" or "local".
+    """
+    now = datetime.now(timezone.utc)
+    if timezone_name.lower() == "local":
+        now = now.astimezone()
+    return now.isoformat(timespec="seconds")
+
+
+def broken_tool(reason: str = "it always fails") -> str:
+    """A tool that raises, to show how a failing tool looks.
+
+    Args:
+        reason: the error message.
+    """
+    raise RuntimeError(reason)
+
+
+def sleep_tool(seconds: float = 1.0) -> str:
+    """Sleep, then say how long it slept (shows a long-running tool).
+
+    Args:
+        seconds: how long to sleep.
+    """
+    time.sleep(min(seconds, 600.0))
+    return f"slept {seconds} s"
+
+
+DEMO_TOOLS: list[Any] = [calculator, current_time, broken_tool, sleep_tool]
+
+
+def _split(text: str, size: int = 6) -> list[Chunk]:
+    return [{"text": text[i : i + size]} for i in range(0, len(text), size)]
+
+
+def _tool_call(name: str, arguments: str, n: int) -> Chunk:
+    call = {"id": f"call_{n}_{name}", "type": "function"}
+    call["function"] = {"name": name, "arguments": arguments}  # type: ignore[assignment]
+    return {"tool_call": call}
+
+
+@dataclass
+class OfflineModel(Model):
+    """A deterministic agno model that needs no network; see the module docstring."""
+
+    id: str = "offline"
+    name: str = "OfflineModel"
+    provider: str = "deltakit_nb"
+    chunk_delay: float = 0.0
+
+    def plan(self, messages: list[Message]) -> tuple[list[Chunk], float]:
+        """The chunks to stream for this conversation, and the delay between them."""
+        users = [m.get_content_string() for m in messages if m.role == "user"]
+        text = users[-1].strip() if users else ""
+        last = messages[-1] if messages else None
+        if last is not None and last.role == "tool":
+            return self._after_tool(messages), self.chunk_delay
+        if m := re.fullmatch(r"bench (\d+)", text):
+            return [{"text": "tok "} for _ in range(int(m.group(1)))], self.chunk_delay
+        if m := re.fullmatch(r"count (\d+)(?: delay (\d+(?:\.\d+)?))?", text):
+            n, delay = int(m.group(1)), m.group(2)
+            chunks = [{"text": f"{i} "} for i in range(1, n + 1)]
+            return chunks, float(delay) if delay else self.chunk_delay
+        if m := re.fullmatch(r"echo (.*)", text, re.S):
+            return _split(m.group(1)), self.chunk_delay
+        if m := re.fullmatch(r"tool (\w+) (\{.*\})", text, re.S):
+            return [_tool_call(m.group(1), m.group(2), len(messages))], self.chunk_delay
+        if text == "fail":
+            raise RuntimeError("the offline model failed on purpose")
+        if text == "recall":
+            earlier = users[:-1]
+            said = "\n".join(f"- {u}" for u in earlier) if earlier else "- (nothing yet)"
+            return _split(f"Earlier in this thread you said:\n\n{said}\n"), self.chunk_delay
+        if "time" in text.lower().split() or "time?" in text.lower():
+            return [_tool_call("current_time", "{}", len(messages))], self.chunk_delay
+        if m := _ARITHMETIC.search(text):
+            args = json.dumps({"expression": m.group(1).strip()})
+            return [_tool_call("calculator", args, len(messages))], self.chunk_delay
+        return self._answer(text), self.chunk_delay
+
+    def _after_tool(self, messages: list[Message]) -> list[Chunk]:
+        results: list[str] = []
+        for m in reversed(messages):
+            if m.role != "tool":
+                break
+            name = m.tool_name or "tool"
+            results.append(f"`{name}` returned **{m.get_content_string()}**")
+        return _split("The " + " and ".join(reversed(results)) + ".")
+
+    def _answer(self, text: str) -> list[Chunk]:
+        thinking = f"The user wrote {len(text)} characters. I will answer in markdown."
+        reasoning = [{"reasoning": thinking[i : i + 12]} for i in range(0, len(thinking), 12)]
+        quoted = text.replace("`", "'")
+        answer = (
+            "## Offline demo\n\n"
+            f"You said: *{quoted}*\n\n"
+            "I am the **offline demo model** — no key and no network. Try:\n\n"
+            "- `what is 12 * (3 + 4)?` — a calculator tool call\n"
+            "- `what time is it?` — the clock tool\n"
+            "- `count 50 delay 0.2` — a slow stream you can stop or reload\n\n"
+            "```python\nfrom deltakit_nb import ChatWidget\nChatWidget()\n```\n"
+        )
+        return reasoning + _split(answer, 8)
+
+    # agno's Model interface ------------------------------------------------------------
+
+    def _parse_provider_response_delta(self, response: Any) -> ModelResponse:
+        delta = ModelResponse(role="assistant")
+        if "text" in response:
+            delta.content = response["text"]
+        if "reasoning" in response:
+            delta.reasoning_content = response["reasoning"]
+        if "tool_call" in response:
+            delta.tool_calls = [response["tool_call"]]
+        return delta
+
+    def _parse_provider_response(self, response: Any, **kwargs: Any) -> ModelResponse:
+        full = ModelResponse(role="assistant")
+        for chunk in response:
+            delta = self._parse_provider_response_delta(chunk)
+            if delta.content:
+                full.content = (full.content or "") + delta.content
+            if delta.reasoning_content:
+                full.reasoning_content = (full.reasoning_content or "") + delta.reasoning_content
+            full.tool_calls.extend(delta.tool_calls)
+        return full
+
+    def invoke(self, messages: list[Message], *args: Any, **kwargs: Any) -> ModelResponse:
+        chunks, _ = self.plan(messages)
+        return self._parse_provider_response(chunks)
+
+    async def ainvoke(self, messages: list[Message], *args: Any, **kwargs: Any) -> ModelResponse:
+        chunks, _ = self.plan(messages)
+        return self._parse_provider_response(chunks)
+
+    def invoke_stream(
+        self, messages: list[Message], *args: Any, **kwargs: Any
+    ) -> Iterator[ModelResponse]:
+        chunks, delay = self.plan(messages)
+        for chunk in chunks:
+            if delay:
+                time.sleep(delay)
+            yield self._parse_provider_response_delta(chunk)
+
+    async def ainvoke_stream(
+        self, messages: list[Message], *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ModelResponse]:
+        chunks, delay = self.plan(messages)
+        for chunk in chunks:
+            if delay:
+                await asyncio.sleep(delay)
+            yield self._parse_provider_response_delta(chunk)
+
+
+def demo_agent(chunk_delay: float | None = None, **agent_kwargs: Any) -> Agent:
+    """The offline `demo` agent. Chunk delay: argument, else $DELTAKIT_DEMO_DELAY, else 0.02 s."""
+    if chunk_delay is None:
+        chunk_delay = float(os.environ.get("DELTAKIT_DEMO_DELAY", "0.02"))
+    agent_kwargs.setdefault("telemetry", False)
+    return Agent(
+        name="demo",
+        description="Offline demo agent: markdown answers, reasoning, a calculator and a clock.",
+        model=OfflineModel(chunk_delay=chunk_delay),
+        tools=list(DEMO_TOOLS),
+        **agent_kwargs,
+    )

@@ -1,0 +1,157 @@
+"""The wire protocol: event types, client frames, and how both are parsed and encoded.
+
+Compatible with DeltaKit's Agno WebSocket recipe: a client written for it works unchanged.
+Our additions (``eventId`` and ``runId`` on every event, ``status`` on ``done``, ``is_error`` on
+``tool_result``) are extra fields such a client ignores.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class EventType(str, enum.Enum):
+    RUN_STARTED = "run_started"
+    TEXT_DELTA = "text_delta"
+    REASONING = "reasoning"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    DONE = "done"
+    ERROR = "error"
+
+
+TERMINAL_TYPES = frozenset({EventType.DONE.value, EventType.ERROR.value})
+
+
+class RunStatus(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+# Event constructors: the one place that spells each event's fields.
+
+
+def run_started(run_id: str, thread_id: str, agent: str) -> Event:
+    return {"type": "run_started", "runId": run_id, "threadId": thread_id, "agent": agent}
+
+
+def text_delta(delta: str) -> Event:
+    return {"type": "text_delta", "delta": delta}
+
+
+def reasoning(text: str) -> Event:
+    return {"type": "reasoning", "text": text}
+
+
+def tool_call(tool_name: str, argument: str, call_id: str | None) -> Event:
+    return {"type": "tool_call", "tool_name": tool_name, "argument": argument, "call_id": call_id}
+
+
+def tool_result(call_id: str | None, tool_name: str, output: str, is_error: bool) -> Event:
+    return {
+        "type": "tool_result",
+        "call_id": call_id,
+        "tool_name": tool_name,
+        "output": output,
+        "is_error": is_error,
+    }
+
+
+def done(status: RunStatus) -> Event:
+    return {"type": "done", "status": status.value}
+
+
+def error(message: str) -> Event:
+    return {"type": "error", "message": message}
+
+
+# Client frames.
+
+
+class FrameError(ValueError):
+    """A client frame we cannot act on; its message goes back to the client verbatim."""
+
+
+@dataclass(frozen=True)
+class StartFrame:
+    message: str
+    thread_id: str | None = None
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeFrame:
+    run_id: str
+    last_event_id: int = -1
+
+
+ClientFrame = StartFrame | ResumeFrame
+
+MAX_ID_CHARS = 200
+
+
+def _optional_str(frame: dict[str, Any], key: str) -> str | None:
+    value = frame.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+        raise FrameError(f"'{key}' must be a non-empty string of at most {MAX_ID_CHARS} chars")
+    return value
+
+
+def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
+    """Parse one client frame, or raise FrameError saying what is wrong with it."""
+    if isinstance(data, bytes):
+        raise FrameError("binary frames are not supported; send JSON text")
+    try:
+        frame = json.loads(data)
+    except (ValueError, RecursionError):
+        raise FrameError("frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise FrameError("frame must be a JSON object")
+    run_id = frame.get("runId")
+    if run_id is not None:
+        run_id = _optional_str(frame, "runId")
+        last = frame.get("lastEventId", -1)
+        if last is None:
+            last = -1
+        if isinstance(last, bool) or not isinstance(last, int) or last < -1:
+            raise FrameError("'lastEventId' must be an integer >= -1")
+        return ResumeFrame(run_id=run_id, last_event_id=last)  # type: ignore[arg-type]
+    message = frame.get("message")
+    if message is None:
+        raise FrameError("Expected message or runId")
+    if not isinstance(message, str) or not message.strip():
+        raise FrameError("'message' must be a non-empty string")
+    if len(message) > max_message_chars:
+        raise FrameError(
+            f"message too long: {len(message)} chars (limit max_message_chars={max_message_chars})"
+        )
+    return StartFrame(
+        message=message,
+        thread_id=_optional_str(frame, "threadId"),
+        agent=_optional_str(frame, "agent"),
+    )
+
+
+def encode(event: Event) -> str:
+    """Serialise one event; the server does this once per event and reuses the text."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def batch(encoded: list[str]) -> str:
+    """One frame from encoded events: the event itself, or a JSON array of several."""
+    return encoded[0] if len(encoded) == 1 else "[" + ",".join(encoded) + "]"

@@ -1,0 +1,104 @@
+"""The agno adapter, fed the events of real agno runs (the offline model in agno's own loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from deltakit_nb.adapter import AgnoAdapter
+from deltakit_nb.offline import demo_agent
+from deltakit_nb.protocol import RunStatus
+
+
+def agno_events(message: str, **kwargs: Any) -> list[Any]:
+    async def collect() -> list[Any]:
+        agent = demo_agent(chunk_delay=0)
+        return [e async for e in agent.arun(message, stream=True, stream_events=True, **kwargs)]
+
+    return asyncio.run(collect())
+
+
+def translate(events: list[Any]) -> tuple[list[dict], AgnoAdapter]:
+    adapter = AgnoAdapter()
+    return [out for e in events for out in adapter.translate(e)], adapter
+
+
+def test_text_and_reasoning() -> None:
+    raw = agno_events("hello there")
+    out, adapter = translate(raw)
+    assert adapter.status is RunStatus.COMPLETED
+    assert out[-1] == {"type": "done", "status": "completed"}
+    answer = "".join(e["delta"] for e in out if e["type"] == "text_delta")
+    completed = next(e for e in raw if e.event == "RunCompleted")
+    assert answer == completed.content
+    reasoning = "".join(e["text"] for e in out if e["type"] == "reasoning")
+    assert reasoning == "The user wrote 11 characters. I will answer in markdown."
+    # agno's empty reasoning_content ('') on plain text chunks must not become events.
+    assert all(e["text"] for e in out if e["type"] == "reasoning")
+
+
+def test_tool_call_and_result() -> None:
+    raw = agno_events("what is 6 * 7")
+    out, _ = translate(raw)
+    [call] = [e for e in out if e["type"] == "tool_call"]
+    [result] = [e for e in out if e["type"] == "tool_result"]
+    started = next(e for e in raw if e.event == "ToolCallStarted")
+    assert call == {
+        "type": "tool_call",
+        "tool_name": "calculator",
+        "argument": json.dumps({"expression": "6 * 7"}),
+        "call_id": started.tool.tool_call_id,
+    }
+    assert result == {
+        "type": "tool_result",
+        "call_id": started.tool.tool_call_id,
+        "tool_name": "calculator",
+        "output": "42",
+        "is_error": False,
+    }
+
+
+def test_tool_error_is_flagged_and_run_continues() -> None:
+    raw = agno_events('tool broken_tool {"reason": "nope"}')
+    assert any(e.event == "ToolCallError" for e in raw)
+    out, adapter = translate(raw)
+    [result] = [e for e in out if e["type"] == "tool_result"]
+    assert result["is_error"] is True and result["output"] == "nope"
+    assert adapter.status is RunStatus.COMPLETED
+
+
+def test_model_failure_becomes_error_event() -> None:
+    out, adapter = translate(agno_events("fail"))
+    assert adapter.status is RunStatus.FAILED
+    assert out[-1] == {"type": "error", "message": "the offline model failed on purpose"}
+    assert [e for e in out if e["type"] in ("done", "error")] == [out[-1]]
+
+
+def test_cancelled_run_ends_with_done_cancelled() -> None:
+    async def run() -> list[Any]:
+        agent = demo_agent(chunk_delay=0.01)
+        events = []
+        async for e in agent.arun("count 200", stream=True, stream_events=True, run_id="rc1"):
+            events.append(e)
+            if len(events) == 5:
+                await agent.acancel_run("rc1")
+        return events
+
+    raw = asyncio.run(run())
+    # agno 3.1 yields RunCancelled and then, oddly, RunCompleted: the first outcome wins.
+    assert "RunCancelled" in [e.event for e in raw]
+    out, adapter = translate(raw)
+    assert adapter.status is RunStatus.CANCELLED
+    assert out[-1] == {"type": "done", "status": "cancelled"}
+
+
+def test_nothing_after_terminal_and_finish_is_once() -> None:
+    adapter = AgnoAdapter()
+    raw = agno_events("echo abc")
+    out = [o for e in raw for o in adapter.translate(e)]
+    assert out[-1]["type"] == "done"
+    assert adapter.translate(raw[-2]) == [] and adapter.finish(RunStatus.FAILED, "x") == []
+    fresh = AgnoAdapter()
+    assert fresh.finish(RunStatus.FAILED, "boom") == [{"type": "error", "message": "boom"}]
+    assert fresh.status is RunStatus.FAILED

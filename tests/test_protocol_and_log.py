@@ -1,0 +1,93 @@
+"""Unit tests of the protocol module and the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from deltakit_nb import protocol
+from deltakit_nb.eventlog import EventLog
+from deltakit_nb.protocol import FrameError, ResumeFrame, StartFrame
+
+
+def test_parse_start_and_resume() -> None:
+    assert protocol.parse_frame('{"message": "hi", "threadId": "t", "agent": "a"}', 10) == (
+        StartFrame("hi", "t", "a")
+    )
+    assert protocol.parse_frame('{"runId": "r", "lastEventId": 4}', 10) == ResumeFrame("r", 4)
+    assert protocol.parse_frame('{"runId": "r"}', 10) == ResumeFrame("r", -1)
+    assert protocol.parse_frame('{"runId": "r", "lastEventId": null}', 10) == ResumeFrame("r", -1)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"{}",
+        "nope",
+        "[]",
+        "null",
+        '{"message": ""}',
+        '{"message": "12345678901"}',
+        '{"runId": ""}',
+        '{"runId": "r", "lastEventId": true}',
+        '{"runId": "r", "lastEventId": 1.5}',
+        '{"message": "x", "agent": ["a"]}',
+        "[" * 100000,
+    ],
+)
+def test_bad_frames_raise_frame_error(frame: str | bytes) -> None:
+    with pytest.raises(FrameError):
+        protocol.parse_frame(frame, 10)
+
+
+def test_batch_is_one_event_or_an_array() -> None:
+    one, two = protocol.encode({"a": 1}), protocol.encode({"b": "é"})
+    assert json.loads(protocol.batch([one])) == {"a": 1}
+    assert json.loads(protocol.batch([one, two])) == [{"a": 1}, {"b": "é"}]
+
+
+async def test_log_ids_since_and_follow() -> None:
+    log = EventLog("r")
+    seen: list[int] = []
+    log.listeners.append(lambda i, text: seen.append(i))
+    for i in range(5):
+        assert log.append({"type": "text_delta", "delta": str(i)}) == i
+    assert seen == [0, 1, 2, 3, 4]
+    assert [json.loads(t)["eventId"] for t in log.since(2)] == [3, 4]
+    assert json.loads(log.since(-1)[0]) == {
+        "type": "text_delta",
+        "delta": "0",
+        "eventId": 0,
+        "runId": "r",
+    }
+
+    async def follower(after: int) -> list[int]:
+        ids: list[int] = []
+        async for batch in log.follow(after, max_batch=3):
+            assert len(batch) <= 3
+            ids.extend(json.loads(t)["eventId"] for t in batch)
+        return ids
+
+    task = asyncio.ensure_future(follower(1))
+    await asyncio.sleep(0.01)
+    for i in range(5, 12):
+        log.append({"type": "text_delta", "delta": str(i)})
+        if i % 2:
+            await asyncio.sleep(0)
+    log.close()
+    assert await asyncio.wait_for(task, 2) == list(range(2, 12))
+    with pytest.raises(RuntimeError):
+        log.append({"type": "done"})
+
+
+async def test_cancelled_waiter_does_not_break_others() -> None:
+    log = EventLog("r")
+    a = asyncio.ensure_future(log.wait(-1))
+    b = asyncio.ensure_future(log.wait(-1))
+    await asyncio.sleep(0)
+    a.cancel()
+    await asyncio.sleep(0)
+    log.append({"type": "x"})
+    await asyncio.wait_for(b, 1)
