@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
-from serverproc import jupyter_server
+from jupyterproc import TOKEN, JupyterProcess
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -90,9 +90,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     args = parser.parse_args()
     alone = min(asyncio.run(agno_alone(args.chunks)) for _ in range(3))
-    with jupyter_server() as (port, token):
-        asyncio.run(live_and_replay(port, token, 200, 2))  # warm up: agno import, first agent
-        figures = asyncio.run(live_and_replay(port, token, args.chunks, args.clients))
+    with JupyterProcess() as server:
+        port = server.port
+        asyncio.run(live_and_replay(port, TOKEN, 200, 2))  # warm up: agno import, first agent
+        figures = asyncio.run(live_and_replay(port, TOKEN, args.chunks, args.clients))
     n = args.chunks
     print(f"deltakit_nb streaming figures, {n} chunks, {args.clients} replay clients")
     print(f"  agno alone (no server)            {alone:8.3f} s")

@@ -52,12 +52,30 @@ class AgentEntry:
 
 
 class AgentCatalog:
-    def __init__(self, specs: Mapping[str, str], default: str):
+    """The configured agents. With `history_db_path`, every agent that brings no db of its own
+    gets an agno SqliteDb there, and each thread is an agno session (session_id = thread id)
+    whose history goes into the agent's context."""
+
+    def __init__(self, specs: Mapping[str, str], default: str, history_db_path: str = ""):
         self.entries = {name: AgentEntry(name, spec) for name, spec in specs.items()}
         if default not in self.entries:
             raise AgentError(f"default agent {default!r} is not among {sorted(self.entries)}")
         self.default = default
+        self.history_db_path = history_db_path
+        self._history_db: Any = None
         self._loaded: dict[str, Any] = {}
+
+    @property
+    def history_db(self) -> Any:
+        if self._history_db is None and self.history_db_path:
+            from agno.db.sqlite import SqliteDb
+
+            self._history_db = SqliteDb(db_file=self.history_db_path)
+        return self._history_db
+
+    def delete_history(self, thread_id: str) -> None:
+        if self.history_db is not None:
+            self.history_db.delete_session(thread_id)
 
     def resolve_name(self, name: str | None) -> str:
         name = name or self.default
@@ -87,6 +105,9 @@ class AgentCatalog:
             raise AgentError(f"agent {entry.name!r} factory returned {type(agent).__name__}")
         if not telemetry_opted_in():
             agent.telemetry = False
+        if agent.db is None and self.history_db is not None:
+            agent.db = self.history_db
+            agent.add_history_to_context = True
         if not entry.description:
             entry.description = agent.description or ""
         return agent

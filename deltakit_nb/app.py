@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from .agents import DEMO_SPEC, AgentCatalog, disable_telemetry_by_default
-from .runs import RunRegistry
+from .runs import Retention, RunRegistry
+from .store import open_store
 
 STATIC = Path(__file__).parent / "static"
 
@@ -34,17 +36,48 @@ class DeltakitApp(ExtensionApp):
         2.0, help="How long a cancelled run may wind down before its task is cancelled."
     ).tag(config=True)
 
+    persist = Bool(
+        True, help="Keep runs, events and conversation history in SQLite across restarts."
+    ).tag(config=True)
+    data_dir = Unicode(help="Folder of the event store and the agno history db.").tag(config=True)
+    store_path = Unicode(help="The event store's SQLite file (default: data_dir/runs.sqlite).").tag(
+        config=True
+    )
+    history_db_path = Unicode(
+        help="agno's SqliteDb file for thread history (default: data_dir/history.sqlite)."
+    ).tag(config=True)
+    runs_per_thread = Int(200, help="Finished runs kept per thread (0: all).").tag(config=True)
+    max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
+        config=True
+    )
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return str(Path(jupyter_data_dir()) / "deltakit_nb")
+
+    @default("store_path")
+    def _default_store_path(self) -> str:
+        return str(Path(self.data_dir) / "runs.sqlite")
+
+    @default("history_db_path")
+    def _default_history_db_path(self) -> str:
+        return str(Path(self.data_dir) / "history.sqlite")
+
     registry: RunRegistry
     catalog: AgentCatalog
 
     def initialize_settings(self) -> None:
         disable_telemetry_by_default()
         self.static_paths = [str(STATIC)]
-        self.catalog = AgentCatalog(self.agents, self.default_agent)
+        store = open_store(self.store_path) if self.persist else None
+        history = self.history_db_path if self.persist else ""
+        self.catalog = AgentCatalog(self.agents, self.default_agent, history)
         self.registry = RunRegistry(
             self.catalog.build,
             max_concurrent_runs=self.max_concurrent_runs,
             cancel_grace=self.cancel_grace_seconds,
+            store=store,
+            retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
         )
 
     def initialize_handlers(self) -> None:

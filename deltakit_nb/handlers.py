@@ -69,7 +69,7 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         if isinstance(frame, StartFrame):
             self._start(frame)
         elif isinstance(frame, ResumeFrame):
-            run = self.deltakit.registry.get(frame.run_id)
+            run = await self.deltakit.registry.find(frame.run_id)
             if run is None:
                 self._send_error("Run not found")
                 return
@@ -113,8 +113,8 @@ class DeltakitAPIHandler(DeltakitMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(body if isinstance(body, str) else json.dumps(body))
 
-    def get_run(self, run_id: str) -> Run:
-        run = self.deltakit.registry.get(run_id)
+    async def get_run(self, run_id: str) -> Run:
+        run = await self.deltakit.registry.find(run_id)
         if run is None:
             raise web.HTTPError(404, reason="Run not found")
         return run
@@ -135,7 +135,7 @@ class CancelHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("execute", resource=AUTH_RESOURCE)
     async def post(self, run_id: str) -> None:
-        self.get_run(run_id)
+        await self.get_run(run_id)
         await self.deltakit.registry.cancel(run_id)
         self.write_json({"status": "ok"})
 
@@ -143,19 +143,27 @@ class CancelHandler(DeltakitAPIHandler):
 class RunHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)
-    def get(self, run_id: str) -> None:
-        self.write_json(_run_json(self.get_run(run_id)))
+    async def get(self, run_id: str) -> None:
+        self.write_json(_run_json(await self.get_run(run_id)))
 
 
 class ThreadHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)
-    def get(self, thread_id: str) -> None:
+    async def get(self, thread_id: str) -> None:
         registry = self.deltakit.registry
         active = registry.active_run(thread_id)
-        runs = ",".join(_run_json(run) for run in registry.runs(thread_id))
+        runs = ",".join(_run_json(run) for run in await registry.thread(thread_id))
         head = json.dumps({"thread_id": thread_id, "active_run_id": active and active.id})
         self.write_json(head[:-1] + ',"runs":[' + runs + "]}")
+
+    @web.authenticated
+    @authorized("write", resource=AUTH_RESOURCE)
+    async def delete(self, thread_id: str) -> None:
+        """Forget a thread: its runs, their events and its agno session."""
+        deleted = await self.deltakit.registry.delete_thread(thread_id)
+        await asyncio.to_thread(self.deltakit.catalog.delete_history, thread_id)
+        self.write_json({"status": "ok", "deleted_runs": deleted})
 
 
 class AgentsHandler(DeltakitAPIHandler):

@@ -9,12 +9,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
 from .protocol import RunStatus
+from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
     from agno.agent import Agent
@@ -24,6 +26,8 @@ log = logging.getLogger("deltakit_nb")
 # Hand the event loop back to the sockets every so many agno events, so that a model that
 # never awaits (an offline one, a cached one) cannot starve the readers of a long run.
 YIELD_EVERY = 64
+# Finished runs kept in memory for fast replay when a store holds them all anyway.
+MEMORY_RUNS = 64
 
 
 class RunLimitError(RuntimeError):
@@ -45,6 +49,21 @@ class Run:
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
 
+    @classmethod
+    def from_store(cls, stored: StoredRun) -> Run:
+        s = stored.summary
+        run = cls(
+            id=s["run_id"],
+            thread_id=s["thread_id"],
+            agent=s["agent"],
+            message=s["message"],
+            status=RunStatus(s["status"]),
+            created_at=s["created_at"],
+            finished_at=s["finished_at"],
+        )
+        run.log = EventLog(run.id, stored.events, closed=True)
+        return run
+
     @property
     def done(self) -> bool:
         return self.status.finished
@@ -61,17 +80,39 @@ class Run:
         }
 
 
+@dataclass
+class Retention:
+    runs_per_thread: int = 0  # 0: keep every run
+    max_age_seconds: float = 0.0  # 0: keep runs forever
+
+
 class RunRegistry:
+    """The runs of this server process in memory; older ones come from the store on demand."""
+
     def __init__(
         self,
         build_agent: Callable[[str], Agent],
         max_concurrent_runs: int = 100,
         cancel_grace: float = 2.0,
+        store: EventStore | None = None,
+        retention: Retention | None = None,
     ):
         self.build_agent = build_agent
         self.max_concurrent_runs = max_concurrent_runs
         self.cancel_grace = cancel_grace
+        self.store = store
+        self.retention = retention or Retention()
         self._runs: dict[str, Run] = {}
+        self._stopping = False
+        if store is not None:
+            interrupted = store.recover_interrupted()
+            if interrupted:
+                log.warning(
+                    "deltakit_nb: %d run(s) were cut off by a server stop and are "
+                    "marked interrupted",
+                    len(interrupted),
+                )
+            store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
 
     def start(self, message: str, thread_id: str | None, agent: str) -> Run:
         active = sum(1 for r in self._runs.values() if not r.done)
@@ -87,16 +128,50 @@ class RunRegistry:
             message=message,
         )
         self._runs[run.id] = run
+        if self.store is not None:
+            self.store.save_run(run.summary())
+            run.log.listeners.append(partial(self.store.save_event, run.id))
         run.log.append(protocol.run_started(run.id, run.thread_id, agent))
         run.task = asyncio.create_task(self._execute(run), name=f"deltakit-run-{run.id}")
         return run
 
     def get(self, run_id: str) -> Run | None:
+        """A run of this server process (no store look-up)."""
         return self._runs.get(run_id)
+
+    async def find(self, run_id: str) -> Run | None:
+        """A run of this process, or else one the store holds."""
+        run = self._runs.get(run_id)
+        if run is None and self.store is not None:
+            stored = await asyncio.to_thread(self.store.load_run, run_id)
+            run = Run.from_store(stored) if stored is not None else None
+        return run
 
     def runs(self, thread_id: str | None = None) -> list[Run]:
         runs = [r for r in self._runs.values() if thread_id is None or r.thread_id == thread_id]
         return sorted(runs, key=lambda r: r.created_at)
+
+    async def thread(self, thread_id: str) -> list[Run]:
+        """Every run of a thread, oldest first: the store's and this process's."""
+        mine = {r.id: r for r in self.runs(thread_id)}
+        if self.store is not None:
+            ids = await asyncio.to_thread(self.store.thread_run_ids, thread_id)
+            for run_id in ids:
+                if run_id not in mine and (run := await self.find(run_id)) is not None:
+                    mine[run_id] = run
+        return sorted(mine.values(), key=lambda r: r.created_at)
+
+    async def delete_thread(self, thread_id: str) -> int:
+        """Cancel the thread's live runs, then forget all of its runs and events."""
+        runs = await self.thread(thread_id)
+        for run in runs:
+            if not run.done:
+                await self.cancel(run.id)
+            self._runs.pop(run.id, None)
+        if self.store is not None:
+            self.store.delete_thread(thread_id)
+            await asyncio.to_thread(self.store.flush)
+        return len(runs)
 
     def active_run(self, thread_id: str | None = None) -> Run | None:
         active = [r for r in self.runs(thread_id) if not r.done]
@@ -118,11 +193,15 @@ class RunRegistry:
         return True
 
     async def shutdown(self) -> None:
+        """Stop every live run (each ends as interrupted) and close the store."""
+        self._stopping = True
         tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=self.cancel_grace)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
 
     async def _execute(self, run: Run) -> None:
         adapter = AgnoAdapter()
@@ -145,7 +224,8 @@ class RunRegistry:
                     await asyncio.sleep(0)
             terminal = adapter.finish(RunStatus.COMPLETED)
         except asyncio.CancelledError:
-            terminal = adapter.finish(RunStatus.CANCELLED)
+            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+            terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
@@ -154,3 +234,23 @@ class RunRegistry:
         run.status = adapter.status or RunStatus.COMPLETED
         run.finished_at = time.time()
         run.log.close()
+        if self.store is not None:
+            self.store.save_run(run.summary())
+            if self.retention.runs_per_thread:
+                self.store.prune(self.retention.runs_per_thread, 0, run.thread_id)
+        self._forget_old(run.thread_id)
+
+    def _forget_old(self, thread_id: str) -> None:
+        """Apply retention to the runs held in memory; with a store, also drop the oldest
+        finished runs beyond MEMORY_RUNS (the store serves them when asked)."""
+        keep = self.retention.runs_per_thread
+        if keep:
+            finished = [r for r in self.runs(thread_id) if r.done]
+            for run in finished[: max(0, len(self.runs(thread_id)) - keep)]:
+                del self._runs[run.id]
+        if self.store is not None:
+            finished = [r for r in self._runs.values() if r.done]
+            if len(finished) > MEMORY_RUNS:
+                finished.sort(key=lambda r: r.finished_at or 0)
+                for run in finished[: len(finished) - MEMORY_RUNS]:
+                    del self._runs[run.id]

@@ -1,0 +1,274 @@
+"""The durable event store: runs and their events in SQLite (WAL), written off the event loop.
+
+Writes are queued (a put per event, nothing else on the streaming path) and a writer thread
+commits whatever has piled up in one transaction. Reads are blocking calls: run them in a
+thread. The store holds the encoded event texts exactly as they were sent, so a replay after a
+restart is byte-for-byte the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+from .protocol import RunStatus
+
+log = logging.getLogger("deltakit_nb")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id, created_at);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, event_id)
+) WITHOUT ROWID;
+"""
+RUN_COLUMNS = ("id", "thread_id", "agent", "message", "status", "created_at", "finished_at")
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass
+class StoredRun:
+    summary: dict[str, Any]
+    events: list[str]
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class EventStore:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._read = _connect(self.path)
+            version = self._read.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self._read.executescript(SCHEMA)
+                self._read.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise StoreError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            cols = [r[1] for r in self._read.execute("PRAGMA table_info(runs)")]
+            if tuple(cols) != RUN_COLUMNS:
+                raise StoreError(f"unexpected runs table columns {cols}")
+            self._read.execute("SELECT run_id, event_id, body FROM events LIMIT 1").fetchall()
+            self._write = _connect(self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
+        self._read_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="deltakit-store", daemon=True)
+        self._writer.start()
+        self.write_errors = 0
+
+    # Writes: queued, in order, committed by the writer thread.
+
+    def save_run(self, summary: dict[str, Any]) -> None:
+        self._queue.put(("run", tuple(summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)))
+
+    def save_event(self, run_id: str, event_id: int, text: str) -> None:
+        self._queue.put(("event", (run_id, event_id, text)))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._queue.put(("delete_thread", thread_id))
+
+    def prune(
+        self, keep_per_thread: int, max_age_seconds: float, thread_id: str | None = None
+    ) -> None:
+        """Drop finished runs beyond the newest `keep_per_thread` of a thread (of every
+        thread when thread_id is None) and those older than `max_age_seconds` (0: no limit)."""
+        self._queue.put(("prune", (keep_per_thread, max_age_seconds, thread_id)))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed."""
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(("stop", None))
+        self._writer.join(5)
+        self._read.close()
+
+    def _write_loop(self) -> None:
+        while True:
+            ops = [self._queue.get()]
+            while True:
+                try:
+                    ops.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            waiters = [arg for kind, arg in ops if kind == "flush"]
+            try:
+                self._apply([op for op in ops if op[0] not in ("flush", "stop")])
+            except sqlite3.Error as exc:
+                self.write_errors += 1
+                log.error("deltakit_nb: writing to the event store %s failed: %s", self.path, exc)
+            for waiter in waiters:
+                waiter.set()
+            if any(kind == "stop" for kind, _ in ops):
+                self._write.close()
+                return
+
+    def _apply(self, ops: list[tuple[str, Any]]) -> None:
+        if not ops:
+            return
+        conn = self._write
+        conn.execute("BEGIN")
+        try:
+            events: list[tuple[str, int, str]] = []
+            for kind, arg in ops:
+                if kind == "event":
+                    events.append(arg)
+                    continue
+                if events:
+                    conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+                    events = []
+                if kind == "run":
+                    conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", arg)
+                elif kind == "delete_thread":
+                    self._delete_runs(
+                        conn,
+                        [
+                            r[0]
+                            for r in conn.execute("SELECT id FROM runs WHERE thread_id = ?", (arg,))
+                        ],
+                    )
+                elif kind == "prune":
+                    self._prune(conn, *arg)
+            if events:
+                conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _delete_runs(conn: sqlite3.Connection, run_ids: Iterable[str]) -> None:
+        ids = [(i,) for i in run_ids]
+        conn.executemany("DELETE FROM events WHERE run_id = ?", ids)
+        conn.executemany("DELETE FROM runs WHERE id = ?", ids)
+
+    def _prune(
+        self, conn: sqlite3.Connection, keep_per_thread: int, max_age: float, thread_id: str | None
+    ) -> None:
+        doomed: list[str] = []
+        if max_age > 0:
+            cutoff = time.time() - max_age
+            doomed += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM runs WHERE created_at < ? "
+                    "AND status NOT IN ('pending', 'running')",
+                    (cutoff,),
+                )
+            ]
+        if keep_per_thread > 0:
+            where, args = ("WHERE thread_id = ?", (thread_id,)) if thread_id else ("", ())
+            doomed += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM (SELECT id, status, ROW_NUMBER() OVER (PARTITION BY thread_id "
+                    f"ORDER BY created_at DESC) AS n FROM runs {where}) "
+                    "WHERE n > ? AND status NOT IN ('pending', 'running')",
+                    (*args, keep_per_thread),
+                )
+            ]
+        self._delete_runs(conn, set(doomed))
+
+    # Reads: blocking, for a worker thread.
+
+    def load_run(self, run_id: str) -> StoredRun | None:
+        with self._read_lock:
+            row = self._read.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            events = [
+                r[0]
+                for r in self._read.execute(
+                    "SELECT body FROM events WHERE run_id = ? ORDER BY event_id", (run_id,)
+                )
+            ]
+        return StoredRun(self._summary(row), events)
+
+    def thread_run_ids(self, thread_id: str) -> list[str]:
+        with self._read_lock:
+            return [
+                r[0]
+                for r in self._read.execute(
+                    "SELECT id FROM runs WHERE thread_id = ? ORDER BY created_at", (thread_id,)
+                )
+            ]
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs left pending or running by a dead server as interrupted, each closed
+        with a terminal event after the events it had, so clients stop waiting."""
+        now = time.time()
+        with self._read_lock:
+            conn = self._read
+            rows = conn.execute(
+                "SELECT id, (SELECT COALESCE(MAX(event_id), -1) FROM events WHERE run_id = id) "
+                "FROM runs WHERE status IN ('pending', 'running')"
+            ).fetchall()
+            conn.execute("BEGIN")
+            for run_id, last in rows:
+                event = protocol.done(RunStatus.INTERRUPTED)
+                event["eventId"], event["runId"] = last + 1, run_id
+                conn.execute(
+                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
+                    (run_id, last + 1, protocol.encode(event)),
+                )
+                conn.execute(
+                    "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                    (RunStatus.INTERRUPTED.value, now, run_id),
+                )
+            conn.execute("COMMIT")
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
+        summary = dict(zip(RUN_COLUMNS, row, strict=True))
+        summary["run_id"] = summary.pop("id")
+        return summary
+
+
+def open_store(path: str | Path) -> EventStore | None:
+    """The store, or None (runs stay in memory) if the file cannot serve as one."""
+    try:
+        return EventStore(path)
+    except (StoreError, OSError) as exc:
+        log.error(
+            "deltakit_nb: event store %s is unusable (%s); keeping runs in memory only. "
+            "Move the file away to start a fresh store.",
+            path,
+            exc,
+        )
+        return None
