@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from .protocol import Event, encode
+from .protocol import Event, encode_run_event, encode_str
 
 Listener = Callable[[int, str], None]
 
@@ -18,6 +18,7 @@ Listener = Callable[[int, str], None]
 class EventLog:
     def __init__(self, run_id: str, encoded: list[str] | None = None, closed: bool = False):
         self.run_id = run_id
+        self._run_id_json = encode_str(run_id)
         self._encoded: list[str] = list(encoded or [])
         self._closed = closed
         self._waiter: asyncio.Future[None] | None = None
@@ -31,13 +32,11 @@ class EventLog:
         return self._closed
 
     def append(self, event: Event) -> int:
-        """Add an event (its eventId and runId are set here); return its id."""
+        """Add an event (its eventId and runId are given here); return its id."""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
         event_id = len(self._encoded)
-        event["eventId"] = event_id
-        event.setdefault("runId", self.run_id)
-        text = encode(event)
+        text = encode_run_event(event, event_id, self.run_id, self._run_id_json)
         self._encoded.append(text)
         for listener in self.listeners:
             listener(event_id, text)

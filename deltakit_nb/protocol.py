@@ -147,9 +147,27 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
     )
 
 
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+encode_str = json.encoder.encode_basestring  # a JSON string literal, in C
+
+
 def encode(event: Event) -> str:
     """Serialise one event; the server does this once per event and reuses the text."""
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return _encoder.encode(event)
+
+
+def encode_run_event(event: Event, event_id: int, run_id: str, run_id_json: str) -> str:
+    """Serialise a run event with its eventId and runId (`run_id_json`: run_id as JSON text).
+
+    Text deltas are most of every run, so they take a template: a tenth of json.dumps' cost,
+    byte-for-byte the same text as `encode({**event, "eventId": …, "runId": …})`.
+    """
+    if event["type"] == "text_delta" and len(event) == 2:
+        return (
+            f'{{"type":"text_delta","delta":{encode_str(event["delta"])},'
+            f'"eventId":{event_id},"runId":{run_id_json}}}'
+        )
+    return _encoder.encode({**event, "eventId": event_id, "runId": run_id})
 
 
 def batch(encoded: list[str]) -> str:

@@ -8,6 +8,7 @@ restart is byte-for-byte the original.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import sqlite3
@@ -24,6 +25,7 @@ from .protocol import RunStatus
 log = logging.getLogger("deltakit_nb")
 
 SCHEMA_VERSION = 1
+BATCH_SECONDS = 0.02
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -84,43 +86,66 @@ class EventStore:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # The writer sleeps on `_kick` only when idle, so a busy stream costs one put per
+        # event and no thread wake-up per event (each would be a GIL hand-off).
+        self._kick = threading.Event()
+        self._idle = False
         self._writer = threading.Thread(target=self._write_loop, name="deltakit-store", daemon=True)
         self._writer.start()
+        # A server stopped by a signal may never call stop_extension: commit what is queued.
+        atexit.register(self.close)
+        self._closed = False
         self.write_errors = 0
 
     # Writes: queued, in order, committed by the writer thread.
 
     def save_run(self, summary: dict[str, Any]) -> None:
-        self._queue.put(("run", tuple(summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)))
+        self._put(("run", tuple(summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)))
 
     def save_event(self, run_id: str, event_id: int, text: str) -> None:
-        self._queue.put(("event", (run_id, event_id, text)))
+        self._put(("event", (run_id, event_id, text)))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._queue.put(("delete_thread", thread_id))
+        self._put(("delete_thread", thread_id))
 
     def prune(
         self, keep_per_thread: int, max_age_seconds: float, thread_id: str | None = None
     ) -> None:
         """Drop finished runs beyond the newest `keep_per_thread` of a thread (of every
         thread when thread_id is None) and those older than `max_age_seconds` (0: no limit)."""
-        self._queue.put(("prune", (keep_per_thread, max_age_seconds, thread_id)))
+        self._put(("prune", (keep_per_thread, max_age_seconds, thread_id)))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed."""
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._put(("flush", done))
         return done.wait(timeout)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         self.flush()
-        self._queue.put(("stop", None))
+        self._put(("stop", None))
         self._writer.join(5)
         self._read.close()
 
+    def _put(self, op: tuple[str, Any]) -> None:
+        self._queue.put(op)
+        if self._idle:
+            self._idle = False
+            self._kick.set()
+
     def _write_loop(self) -> None:
         while True:
-            ops = [self._queue.get()]
+            self._idle = True
+            if self._queue.empty():  # checked after _idle is set: a put cannot slip between
+                self._kick.wait()
+            self._kick.clear()
+            self._idle = False
+            time.sleep(BATCH_SECONDS)  # let a stream pile up into one transaction
+            ops: list[tuple[str, Any]] = []
             while True:
                 try:
                     ops.append(self._queue.get_nowait())
@@ -240,11 +265,11 @@ class EventStore:
             ).fetchall()
             conn.execute("BEGIN")
             for run_id, last in rows:
-                event = protocol.done(RunStatus.INTERRUPTED)
-                event["eventId"], event["runId"] = last + 1, run_id
+                done = protocol.done(RunStatus.INTERRUPTED)
+                rid = protocol.encode_str(run_id)
+                text = protocol.encode_run_event(done, last + 1, run_id, rid)
                 conn.execute(
-                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
-                    (run_id, last + 1, protocol.encode(event)),
+                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?)", (run_id, last + 1, text)
                 )
                 conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",

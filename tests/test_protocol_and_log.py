@@ -6,6 +6,8 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deltakit_nb import protocol
 from deltakit_nb.eventlog import EventLog
@@ -91,3 +93,16 @@ async def test_cancelled_waiter_does_not_break_others() -> None:
     await asyncio.sleep(0)
     log.append({"type": "x"})
     await asyncio.wait_for(b, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(delta=st.text(), event_id=st.integers(0, 10**9), run_id=st.text(min_size=1))
+def test_text_delta_template_matches_the_generic_encoder(
+    delta: str, event_id: int, run_id: str
+) -> None:
+    event = protocol.text_delta(delta)
+    fast = protocol.encode_run_event(event, event_id, run_id, protocol.encode_str(run_id))
+    generic = protocol.encode({**event, "eventId": event_id, "runId": run_id})
+    assert fast == generic
+    assert json.loads(fast) == {"type": "text_delta", "delta": delta, "eventId": event_id,
+                                "runId": run_id}
