@@ -1,0 +1,177 @@
+"""The chat widget: an anywidget whose front end talks to the deltakit_nb server extension.
+
+The run lives in the Jupyter server, not in the kernel: the browser opens the WebSocket itself,
+so the conversation survives a page reload or a fresh kernel. The kernel side only sets options
+and posts requests (``send``/``stop``) through synced state, and receives the finished
+conversation in ``messages`` at the end of each run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from deltakit_nb import __version__
+
+__all__ = ["ChatWidget"]
+
+STATIC = Path(__file__).parent / "static"
+_OPTIONS = ("thread_id", "agent", "title", "placeholder", "height")
+
+
+def _loader_esm() -> str:
+    # The query string busts the browser cache whenever the bundle changes (served with a long
+    # cache lifetime because of its `v` argument).
+    bundle = STATIC / "chat.js"
+    stamp = __version__
+    if bundle.exists():
+        stamp += "-" + hashlib.sha256(bundle.read_bytes()).hexdigest()[:12]
+    return (
+        (STATIC / "loader.js").read_text(encoding="utf-8").replace("__DELTAKIT_NB_VERSION__", stamp)
+    )
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ChatWidget(anywidget.AnyWidget):
+    """A chat with an agno agent that runs in the Jupyter server.
+
+    >>> chat = ChatWidget(agent="demo")   # doctest: +SKIP
+    >>> chat.send("What is 2 + 2?")       # works before the widget is displayed
+    """
+
+    _esm = _loader_esm()
+
+    agent = traitlets.Unicode(
+        "", help="Configured agent name; empty for the server's default."
+    ).tag(sync=True)
+    thread_id = traitlets.Unicode(help="Conversation id, fixed at creation.").tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+    placeholder = traitlets.Unicode(
+        "Message the agent… (Enter to send, Shift+Enter for a new line)"
+    ).tag(sync=True)
+    height = traitlets.Union(
+        [traitlets.Int(), traitlets.Unicode()],
+        default_value=480,
+        help="Height in pixels, or any CSS length such as '60vh'.",
+    ).tag(sync=True)
+
+    # Written by the front end: the finished conversation, updated when a run ends.
+    messages = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
+    run_id = traitlets.Unicode("", read_only=True).tag(sync=True)
+    status = traitlets.Unicode("idle", read_only=True).tag(sync=True)
+
+    # Kernel -> front end requests. Synced state rather than custom messages, because custom
+    # messages sent before a view exists are dropped; `_handled` records the ids a front end
+    # has taken, so a request is carried out once however many views there are.
+    _requests = traitlets.List(traitlets.Dict()).tag(sync=True)
+    _handled = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # Tells this model apart from others in the front end (anywidget hands out proxies).
+    _instance_id = traitlets.Unicode().tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._explicit = frozenset(k for k in _OPTIONS if k in kwargs)
+
+    @traitlets.default("thread_id")
+    def _default_thread_id(self) -> str:
+        return _new_id()
+
+    @traitlets.default("_instance_id")
+    def _default_instance_id(self) -> str:
+        return _new_id()
+
+    @traitlets.validate("thread_id")
+    def _valid_thread_id(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if not isinstance(value, str) or not value.strip():
+            raise traitlets.TraitError("thread_id must be a non-empty string")
+        return str(value)
+
+    @traitlets.observe("_handled")
+    def _forget_handled(self, change: dict[str, Any]) -> None:
+        handled = set(change["new"])
+        pending = [r for r in self._requests if r.get("id") not in handled]
+        if len(pending) != len(self._requests):
+            self._requests = pending
+
+    def _request(self, op: str, **fields: Any) -> str:
+        request = {"id": _new_id(), "op": op, **fields}
+        self._requests = [*self._requests, request]
+        return str(request["id"])
+
+    def send(self, text: str) -> None:
+        """Send ``text`` as if typed in the widget; queued until a front end picks it up."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("send() needs a non-empty string")
+        self._request("send", text=text)
+
+    def stop(self) -> None:
+        """Stop the run in progress (or the one just requested with ``send``)."""
+        self._request("stop")
+
+    def to_markdown(self) -> str:
+        """The finished conversation as Markdown."""
+        out: list[str] = []
+        for msg in self.messages:
+            role = msg.get("role")
+            text = str(msg.get("text") or "")
+            if role == "user":
+                out.append(f"**You:** {text}" if "\n" not in text else f"**You:**\n\n{text}")
+                continue
+            parts: list[str] = ["**Assistant:**"]
+            for call in msg.get("tool_calls") or []:
+                parts.append(_tool_markdown(call))
+            if text:
+                parts.append(text)
+            status = msg.get("status")
+            if status == "cancelled":
+                parts.append("_(stopped)_")
+            elif status == "interrupted":
+                parts.append("_(interrupted)_")
+            elif status == "failed":
+                parts.append(f"_(failed: {msg.get('error') or 'error'})_")
+            out.append("\n\n".join(parts))
+        return "\n\n---\n\n".join(out) + ("\n" if out else "")
+
+    def __repr__(self) -> str:
+        # Stable across runs (nbval compares text/plain): no memory address, no random ids.
+        shown = [
+            f"{name}={getattr(self, name)!r}"
+            for name in _OPTIONS
+            if name in getattr(self, "_explicit", ()) or (name == "agent" and self.agent)
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def _tool_markdown(call: dict[str, Any]) -> str:
+    args = call.get("args")
+    args_text = (
+        json.dumps(args, indent=2, ensure_ascii=False) if not isinstance(args, str) else args
+    )
+    result = call.get("result")
+    label = "error" if call.get("is_error") else "result"
+    fence = _fence(args_text, str(result or ""))
+    lines = [f"Tool call `{call.get('name', 'tool')}`:", "", f"{fence}json", args_text, fence]
+    if result is not None:
+        lines += ["", f"{label.capitalize()}:", "", fence, str(result), fence]
+    return "\n".join(lines)
+
+
+def _fence(*texts: str) -> str:
+    # A fence longer than any backtick run inside, so tool output cannot close it early.
+    longest = 2
+    for text in texts:
+        run = 0
+        for ch in text:
+            run = run + 1 if ch == "`" else 0
+            longest = max(longest, run)
+    return "`" * (longest + 1)

@@ -1,0 +1,343 @@
+// One controller per widget model (not per view): it owns the socket, the conversation state
+// and the kernel-facing traits, so several views of one model share one run and a `send()`
+// from Python is handled even before any view exists.
+import { fetchJson, HttpError, serverConfig, socketUrl } from "./config.js";
+import { activeRun, initialState, isTerminal, reduce, toMessages } from "./reducer.js";
+import { ConnState, Transport } from "./transport.js";
+
+let localCounter = 0;
+function localId() {
+  localCounter += 1;
+  return `${Date.now().toString(36)}-${localCounter}`;
+}
+
+function safeSave(model) {
+  try {
+    model.save_changes();
+  } catch {
+    // A model restored from saved notebook state may have no live comm; nothing to save to.
+  }
+}
+
+export class Controller {
+  constructor(model, { cfg = serverConfig(), WebSocketImpl, fetchImpl, schedule, backoff } = {}) {
+    this.model = model;
+    this.cfg = cfg;
+    this.fetchImpl = fetchImpl ?? ((...a) => globalThis.fetch(...a));
+    this.schedule = schedule ?? defaultSchedule;
+    this.state = initialState();
+    this.conn = ConnState.CONNECTING;
+    this.listeners = new Set();
+    this.inbox = [];
+    this.flushScheduled = false;
+    this.hydrated = false;
+    this.syncing = null;
+    this.syncAgain = false;
+    this.queue = [];
+    this.sent = new Map(); // localId -> socket generation its start frame went out on
+    this.generation = 0; // bumped on every socket open
+    this.syncedGeneration = -1; // the generation the last completed resync saw
+    this.loadFailed = false;
+    this.retryTimer = null;
+    this.cancelled = new Set(); // runIds we POSTed a cancel for
+    this.following = null;
+    this.defaultAgent = "";
+    this.messagesSignature = null;
+    this.handled = new Set(model.get("_handled") ?? []);
+    this.disposed = false;
+
+    this.onRequests = () => this.takeRequests();
+    model.on("change:_requests", this.onRequests);
+
+    this.transport = new Transport({
+      url: socketUrl(cfg),
+      WebSocketImpl,
+      backoff,
+      onOpen: () => {
+        this.generation += 1;
+        this.resync();
+      },
+      onEvents: (events) => this.receive(events),
+      onProtocolError: (message) => this.protocolError(message),
+      onState: (state) => {
+        this.conn = state;
+        this.emit();
+      },
+    });
+    this.transport.connect();
+    this.resync();
+    this.takeRequests();
+    this.loadAgents();
+  }
+
+  get threadId() {
+    return this.model.get("thread_id");
+  }
+
+  // ---- views ------------------------------------------------------------------------------
+
+  subscribe(listener) {
+    this.listeners.add(listener);
+    listener(this);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit() {
+    for (const listener of this.listeners) listener(this);
+  }
+
+  dispatch(action) {
+    const before = this.state;
+    this.state = reduce(this.state, action);
+    if (this.state !== before) this.afterChange();
+  }
+
+  // ---- user actions -----------------------------------------------------------------------
+
+  send(text) {
+    const message = String(text ?? "").trim();
+    if (!message) return;
+    this.queue.push({ message, stop: false });
+    this.transport.kick();
+    this.advance();
+  }
+
+  async stop() {
+    const run = activeRun(this.state);
+    if (run) {
+      this.dispatch({ type: "stopRequested", runId: run.runId });
+      await this.cancelIfRequested();
+    }
+  }
+
+  // ---- kernel requests (synced, so they survive until a front end exists) -----------------
+
+  takeRequests() {
+    const requests = this.model.get("_requests") ?? [];
+    const fresh = requests.filter((r) => r && typeof r.id === "string" && !this.handled.has(r.id));
+    if (!fresh.length) return;
+    for (const r of fresh) this.handled.add(r.id);
+    // Claim them in the synced trait first: another front end of this model (a second tab)
+    // that sees the claim skips them.
+    this.model.set("_handled", [...this.handled].slice(-200));
+    safeSave(this.model);
+    for (const r of fresh) {
+      if (r.op === "send") this.send(r.text);
+      else if (r.op === "stop") {
+        // A stop issued right after a send() applies to that send's run once it starts.
+        if (!activeRun(this.state) && this.queue.length) this.queue[this.queue.length - 1].stop = true;
+        else this.stop();
+      }
+    }
+  }
+
+  // ---- server --------------------------------------------------------------------------------
+
+  async loadAgents() {
+    try {
+      const data = await fetchJson(this.cfg, "agents", { fetchImpl: this.fetchImpl });
+      this.defaultAgent = typeof data?.default === "string" ? data.default : "";
+      this.emit();
+    } catch {
+      // Cosmetic only: the header shows the agent name when known.
+    }
+  }
+
+  // Rebuild from the server's record of the thread, then follow its active run (if any) from
+  // the last event applied here. Runs on first load and after every (re)connect.
+  resync() {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        const generation = this.generation;
+        try {
+          const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(this.threadId)}`, {
+            fetchImpl: this.fetchImpl,
+          });
+          this.flush();
+          this.dispatch({ type: "hydrate", thread });
+          if (this.loadFailed) this.dispatch({ type: "notice", message: null });
+          this.loadFailed = false;
+        } catch (err) {
+          if (!(err instanceof HttpError && err.status === 404)) {
+            this.loadFailed = true;
+            this.dispatch({ type: "notice", message: `Could not load the conversation: ${err.message}` });
+            if (!this.hydrated && !this.disposed) {
+              this.syncing = null;
+              clearTimeout(this.retryTimer);
+              this.retryTimer = setTimeout(() => this.resync(), 3000);
+              return;
+            }
+          }
+        }
+        this.hydrated = true;
+        this.syncedGeneration = generation;
+        this.following = null;
+        this.advance();
+      } while (this.syncAgain && !this.disposed);
+      this.syncing = null;
+    })();
+    return this.syncing;
+  }
+
+  // Make the socket follow the active run, or start the next queued message.
+  advance() {
+    // After a reconnect nothing goes out until the thread is re-read: a start whose
+    // run_started was lost must be found on the server, not sent twice.
+    if (!this.hydrated || this.disposed || this.syncedGeneration !== this.generation) return;
+    const run = activeRun(this.state);
+    if (run) {
+      if (run.runId) {
+        if (this.following !== run.runId && this.transport.isOpen) {
+          this.transport.send({ runId: run.runId, lastEventId: run.lastEventId });
+          this.following = run.runId;
+        }
+      } else if ((this.sent.get(run.localId) ?? -1) < this.generation && this.transport.isOpen) {
+        // Not sent yet, or sent on a socket that dropped before run_started came back and the
+        // resync after reconnecting did not find the run on the server: (re)send the start.
+        const frame = { message: run.message, threadId: this.threadId };
+        if (run.agent) frame.agent = run.agent;
+        this.transport.send(frame);
+        this.sent.set(run.localId, this.generation);
+        this.following = `local:${run.localId}`;
+      }
+      return;
+    }
+    if (this.queue.length) {
+      const { message, stop } = this.queue.shift();
+      this.dispatch({ type: "send", localId: localId(), message, agent: this.model.get("agent") || "" });
+      if (stop) this.dispatch({ type: "stopRequested", runId: null });
+      this.advance();
+    }
+  }
+
+  receive(events) {
+    this.inbox.push(...events);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      this.schedule(() => this.flush());
+    }
+  }
+
+  // Applied at most once per animation frame, however many deltas arrived.
+  flush() {
+    this.flushScheduled = false;
+    if (!this.inbox.length) return;
+    const events = this.inbox;
+    this.inbox = [];
+    this.dispatch({ type: "events", events });
+    for (const run of this.state.runs) {
+      if (run.gap && run.runId && this.transport.isOpen) {
+        this.transport.send({ runId: run.runId, lastEventId: run.lastEventId });
+        this.following = run.runId;
+      }
+    }
+    this.cancelIfRequested();
+    this.advance();
+  }
+
+  protocolError(message) {
+    const run = activeRun(this.state);
+    if (run && run.runId === null && this.sent.has(run.localId)) {
+      this.dispatch({ type: "startFailed", message });
+      this.advance();
+    } else if (run && run.runId) {
+      // A resume the server refused (e.g. it forgot the run): ask for the thread's truth.
+      this.dispatch({ type: "notice", message });
+      this.following = null;
+      this.fetchRunStatus(run.runId);
+    } else {
+      this.dispatch({ type: "notice", message });
+    }
+  }
+
+  async fetchRunStatus(runId) {
+    try {
+      const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(this.threadId)}`, {
+        fetchImpl: this.fetchImpl,
+      });
+      this.dispatch({ type: "hydrate", thread });
+      const run = this.state.runs.find((r) => r.runId === runId);
+      if (run && !isTerminal(run.status) && thread?.active_run_id !== runId) {
+        this.dispatch({ type: "runStatus", runId, status: "interrupted" });
+      }
+    } catch {
+      // Leave it; the next reconnect resyncs.
+    }
+    this.advance();
+  }
+
+  async cancelIfRequested() {
+    for (const run of this.state.runs) {
+      if (!run.stopRequested || !run.runId || isTerminal(run.status) || this.cancelled.has(run.runId)) continue;
+      this.cancelled.add(run.runId);
+      try {
+        await fetchJson(this.cfg, `jobs/${encodeURIComponent(run.runId)}/cancel`, {
+          method: "POST",
+          body: {},
+          fetchImpl: this.fetchImpl,
+        });
+      } catch (err) {
+        this.cancelled.delete(run.runId);
+        this.dispatch({ type: "notice", message: `Stop failed: ${err.message}` });
+      }
+    }
+  }
+
+  // ---- traits -----------------------------------------------------------------------------
+
+  afterChange() {
+    const runs = this.state.runs;
+    const current = activeRun(this.state) ?? runs[runs.length - 1] ?? null;
+    const runId = current?.runId ?? "";
+    const status = current ? current.status : "idle";
+    let dirty = false;
+    if (this.model.get("run_id") !== runId) {
+      this.model.set("run_id", runId);
+      dirty = true;
+    }
+    if (this.model.get("status") !== status) {
+      this.model.set("status", status);
+      dirty = true;
+    }
+    // `messages` changes only when a run finishes (or a snapshot brings finished runs).
+    const signature = runs
+      .filter((r) => isTerminal(r.status))
+      .map((r) => `${r.key}:${r.status}:${r.lastEventId}`)
+      .join("|");
+    if (signature !== this.messagesSignature) {
+      this.messagesSignature = signature;
+      const messages = toMessages(this.state);
+      if (JSON.stringify(messages) !== JSON.stringify(this.model.get("messages") ?? [])) {
+        this.model.set("messages", messages);
+        dirty = true;
+      }
+    }
+    if (dirty) safeSave(this.model);
+    this.emit();
+  }
+
+  dispose() {
+    this.disposed = true;
+    clearTimeout(this.retryTimer);
+    this.model.off("change:_requests", this.onRequests);
+    this.transport.close();
+    this.listeners.clear();
+  }
+}
+
+function defaultSchedule(fn) {
+  // requestAnimationFrame does not fire in a hidden tab; the timer keeps the run moving there.
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+  if (typeof globalThis.requestAnimationFrame === "function") globalThis.requestAnimationFrame(once);
+  globalThis.setTimeout(once, 250);
+}

@@ -1,0 +1,320 @@
+// DOM for one view. Everything from the model or the server goes in through textContent,
+// except markdown, which goes through markdown.js (html:false + DOMPurify).
+import { renderMarkdown, stableSplit } from "./markdown.js";
+import { activeRun, isTerminal } from "./reducer.js";
+
+const LONG_RESULT_CHARS = 600;
+const LONG_RESULT_LINES = 12;
+
+function h(tag, className, attrs = {}) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+}
+
+function text(tag, className, value) {
+  const el = h(tag, className);
+  el.textContent = value;
+  return el;
+}
+
+function pretty(value) {
+  if (value === "" || value == null) return "";
+  try {
+    const parsed = JSON.parse(value);
+    return typeof parsed === "object" && parsed !== null ? JSON.stringify(parsed, null, 2) : String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const CONN_LABELS = {
+  connecting: "connecting…",
+  open: "connected",
+  reconnecting: "reconnecting…",
+  closed: "offline",
+};
+
+const STATUS_NOTES = {
+  cancelled: "Stopped",
+  interrupted: "Interrupted — the server stopped before this run finished",
+};
+
+export class ChatView {
+  constructor(el, controller, model) {
+    this.el = el;
+    this.controller = controller;
+    this.model = model;
+    this.runs = new Map(); // run key -> { run, root, user, body, parts: [{ part, el, ... }] }
+    this.stick = true;
+    this.build();
+    this.unsubscribe = controller.subscribe(() => this.update());
+    this.onTraits = () => this.applyTraits();
+    for (const name of ["title", "placeholder", "height", "agent"]) model.on(`change:${name}`, this.onTraits);
+    this.applyTraits();
+  }
+
+  build() {
+    const root = h("div", "dk-chat", { "data-testid": "dk-chat", "data-run-status": "idle", "data-run-id": "" });
+    const header = h("div", "dk-header");
+    this.title = h("span", "dk-title");
+    this.agent = h("span", "dk-agent");
+    this.status = h("span", "dk-status", { "data-testid": "dk-status", role: "status" });
+    this.statusDot = h("span", "dk-status-dot");
+    this.statusLabel = h("span", "dk-status-label");
+    this.status.append(this.statusDot, this.statusLabel);
+    header.append(this.title, this.agent, this.status);
+
+    this.log = h("div", "dk-log", { "data-testid": "dk-log", tabindex: "0" });
+    this.empty = text("div", "dk-empty", "Send a message to start the conversation.");
+    this.log.append(this.empty);
+    this.log.addEventListener("scroll", () => {
+      const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
+      this.stick = gap < 40;
+    });
+
+    this.notice = h("div", "dk-notice", { role: "alert", hidden: "" });
+
+    const footer = h("form", "dk-footer");
+    this.input = h("textarea", "dk-input", { "data-testid": "dk-input", rows: "2" });
+    this.sendButton = text("button", "dk-send", "Send");
+    this.sendButton.setAttribute("type", "submit");
+    this.sendButton.setAttribute("data-testid", "dk-send");
+    this.stopButton = text("button", "dk-stop", "Stop");
+    this.stopButton.setAttribute("type", "button");
+    this.stopButton.setAttribute("data-testid", "dk-stop");
+    this.stopButton.hidden = true;
+    footer.append(this.input, this.sendButton, this.stopButton);
+    footer.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.stopButton.addEventListener("click", () => this.controller.stop());
+    this.input.addEventListener("keydown", (e) => {
+      // Plain keys stay here (JupyterLab would read "a", "b", "dd"... as notebook commands);
+      // chords such as Ctrl+S still reach JupyterLab.
+      if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation();
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+
+    root.append(header, this.log, this.notice, footer);
+    this.root = root;
+    this.el.append(root);
+  }
+
+  applyTraits() {
+    const m = this.model;
+    this.title.textContent = m.get("title") || "";
+    this.title.hidden = !m.get("title");
+    this.input.placeholder = m.get("placeholder") || "";
+    const height = m.get("height");
+    this.root.style.height = typeof height === "number" ? `${height}px` : String(height || "");
+    this.updateHeader();
+  }
+
+  updateHeader() {
+    const agent = this.model.get("agent") || this.controller.defaultAgent;
+    this.agent.textContent = agent ? `agent: ${agent}` : "";
+    const conn = this.controller.conn;
+    this.status.dataset.state = conn;
+    this.root.dataset.conn = conn;
+    this.statusLabel.textContent = CONN_LABELS[conn] ?? conn;
+  }
+
+  submit() {
+    if (activeRun(this.controller.state)) return;
+    const value = this.input.value;
+    if (!value.trim()) return;
+    this.input.value = "";
+    this.stick = true;
+    this.controller.send(value);
+  }
+
+  // ---- state -> DOM ----------------------------------------------------------------------
+
+  update() {
+    const { state } = this.controller;
+    this.updateHeader();
+    const active = activeRun(state);
+    const current = active ?? state.runs[state.runs.length - 1] ?? null;
+    this.root.dataset.runStatus = current ? current.status : "idle";
+    this.root.dataset.runId = current?.runId ?? "";
+    this.root.dataset.runCount = String(state.runs.length);
+    this.stopButton.hidden = !active;
+    this.stopButton.disabled = Boolean(active?.stopRequested);
+    this.sendButton.hidden = Boolean(active);
+    this.notice.hidden = !state.notice;
+    this.notice.textContent = state.notice ?? "";
+    this.empty.hidden = state.runs.length > 0;
+
+    const seen = new Set();
+    let prev = this.empty;
+    for (const run of state.runs) {
+      seen.add(run.key);
+      let entry = this.runs.get(run.key);
+      if (!entry) {
+        entry = this.createRun(run);
+        this.runs.set(run.key, entry);
+      }
+      if (entry.run !== run) this.updateRun(entry, run);
+      if (prev.nextSibling !== entry.root) prev.after(entry.root);
+      prev = entry.root;
+    }
+    for (const [key, entry] of this.runs) {
+      if (!seen.has(key)) {
+        entry.root.remove();
+        this.runs.delete(key);
+      }
+    }
+    if (this.stick) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  createRun(run) {
+    const root = h("div", "dk-run", { "data-run-key": run.key });
+    const user = h("div", "dk-msg dk-user", { "data-testid": "dk-user" });
+    const userText = h("div", "dk-bubble");
+    user.append(userText);
+    const assistant = h("div", "dk-msg dk-assistant", { "data-testid": "dk-assistant" });
+    const body = h("div", "dk-body");
+    const typing = h("div", "dk-typing", { "aria-label": "waiting for the answer" });
+    typing.append(h("span"), h("span"), h("span"));
+    const footer = h("div", "dk-run-footer");
+    assistant.append(body, typing, footer);
+    root.append(user, assistant);
+    return { run: null, root, userText, assistant, body, typing, footer, parts: [] };
+  }
+
+  updateRun(entry, run) {
+    const done = isTerminal(run.status);
+    entry.root.dataset.runId = run.runId ?? "";
+    entry.root.dataset.status = run.status;
+    entry.assistant.dataset.status = run.status;
+    if (entry.userText.textContent !== run.message) entry.userText.textContent = run.message;
+
+    run.parts.forEach((part, i) => {
+      const isLast = i === run.parts.length - 1;
+      const streaming = !done && isLast;
+      let slot = entry.parts[i];
+      if (slot && slot.part.kind !== part.kind) {
+        for (const s of entry.parts.splice(i)) s.el.remove();
+        slot = undefined;
+      }
+      if (!slot) {
+        slot = { part: null, el: null, streaming: null };
+        slot.el = this.createPart(part);
+        entry.body.append(slot.el);
+        entry.parts[i] = slot;
+      }
+      if (slot.part !== part || slot.streaming !== streaming) {
+        this.updatePart(slot, part, streaming, done);
+        slot.part = part;
+        slot.streaming = streaming;
+      }
+    });
+    for (const s of entry.parts.splice(run.parts.length)) s.el.remove();
+
+    entry.typing.hidden = done || run.parts.some((p) => p.kind === "text");
+    entry.footer.replaceChildren();
+    if (run.status === "failed") {
+      const err = h("div", "dk-error", { role: "alert", "data-testid": "dk-error" });
+      err.textContent = run.error || "The run failed.";
+      entry.footer.append(err);
+    } else if (STATUS_NOTES[run.status]) {
+      entry.footer.append(text("div", `dk-note dk-${run.status === "cancelled" ? "stopped" : run.status}`, STATUS_NOTES[run.status]));
+    } else if (run.stopRequested && !done) {
+      entry.footer.append(text("div", "dk-note dk-stopping", "Stopping…"));
+    }
+    entry.run = run;
+  }
+
+  createPart(part) {
+    if (part.kind === "text") return h("div", "dk-text dk-markdown");
+    if (part.kind === "reasoning") {
+      const details = h("details", "dk-thinking", { "data-testid": "dk-thinking" });
+      details.append(h("summary"), h("div", "dk-thinking-text"));
+      return details;
+    }
+    const card = h("div", "dk-tool", { "data-testid": "dk-tool" });
+    const head = h("div", "dk-tool-head");
+    head.append(h("span", "dk-tool-icon"), h("span", "dk-tool-name"), h("span", "dk-tool-state"));
+    const args = h("details", "dk-tool-args");
+    args.append(text("summary", "", "arguments"), h("pre", "dk-pre"));
+    card.append(head, args, h("div", "dk-tool-result-slot"));
+    return card;
+  }
+
+  updatePart(slot, part, streaming, done) {
+    if (part.kind === "text") this.updateText(slot, part.text, streaming);
+    else if (part.kind === "reasoning") {
+      slot.el.querySelector("summary").textContent = streaming ? "Thinking…" : "Thoughts";
+      slot.el.querySelector(".dk-thinking-text").textContent = part.text;
+    } else this.updateTool(slot.el, part, done);
+  }
+
+  // While streaming, the settled paragraphs are rendered once and only the open tail block
+  // is re-rendered per frame; the finished text is rendered once, whole.
+  updateText(slot, value, streaming) {
+    const el = slot.el;
+    if (!streaming) {
+      el.innerHTML = renderMarkdown(value); // sanitised by DOMPurify in markdown.js
+      slot.head = slot.tail = null;
+      return;
+    }
+    if (!slot.head) {
+      slot.head = h("div", "dk-md-head");
+      slot.tail = h("div", "dk-md-tail");
+      slot.headLength = -1;
+      el.replaceChildren(slot.head, slot.tail);
+    }
+    const cut = stableSplit(value);
+    if (cut !== slot.headLength) {
+      slot.head.innerHTML = renderMarkdown(value.slice(0, cut));
+      slot.headLength = cut;
+    }
+    slot.tail.innerHTML = renderMarkdown(value.slice(cut));
+  }
+
+  updateTool(card, part, done) {
+    const state = part.result === null ? (done ? "incomplete" : "running") : part.isError ? "error" : "ok";
+    card.dataset.status = state;
+    card.dataset.toolName = part.name;
+    if (part.callId) card.dataset.callId = part.callId;
+    card.querySelector(".dk-tool-name").textContent = part.name;
+    card.querySelector(".dk-tool-state").textContent =
+      { running: "running…", ok: "done", error: "error", incomplete: "no result" }[state];
+    const args = pretty(part.args);
+    const argsEl = card.querySelector(".dk-tool-args");
+    argsEl.querySelector("pre").textContent = args || "{}";
+    if (!argsEl.dataset.touched) {
+      argsEl.open = args.length < 400;
+      argsEl.dataset.touched = "1";
+    }
+    const slot = card.querySelector(".dk-tool-result-slot");
+    if (part.result === null) {
+      slot.replaceChildren();
+      return;
+    }
+    const result = pretty(part.result);
+    const lines = result.split("\n").length;
+    const pre = text("pre", "dk-pre", result);
+    if (result.length > LONG_RESULT_CHARS || lines > LONG_RESULT_LINES) {
+      const details = h("details", "dk-tool-result", { "data-testid": "dk-tool-result" });
+      details.append(text("summary", "", `${part.isError ? "error" : "result"} (${lines} lines)`), pre);
+      slot.replaceChildren(details);
+    } else {
+      const box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
+      box.append(text("div", "dk-tool-label", part.isError ? "error" : "result"), pre);
+      slot.replaceChildren(box);
+    }
+  }
+
+  dispose() {
+    this.unsubscribe();
+    for (const name of ["title", "placeholder", "height", "agent"]) this.model.off(`change:${name}`, this.onTraits);
+    this.root.remove();
+  }
+}

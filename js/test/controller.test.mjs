@@ -1,0 +1,346 @@
+// The controller against a fake server: resume after reload, reconnect, kernel requests, stop.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { apiUrl, serverConfig, socketUrl, xsrfCookie } from "../src/config.js";
+import { Controller } from "../src/controller.js";
+import { runText } from "../src/reducer.js";
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+async function until(cond, what = "condition") {
+  for (let i = 0; i < 200; i++) {
+    if (cond()) return;
+    await tick();
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function fakeModel(initial = {}) {
+  const attrs = {
+    thread_id: "t1",
+    agent: "",
+    _requests: [],
+    _handled: [],
+    messages: [],
+    run_id: "",
+    status: "idle",
+    _instance_id: "i1",
+    ...initial,
+  };
+  const listeners = new Map();
+  return {
+    attrs,
+    saves: 0,
+    get: (k) => attrs[k],
+    set(k, v) {
+      attrs[k] = v;
+    },
+    save_changes() {
+      this.saves += 1;
+    },
+    on(name, cb) {
+      listeners.set(name, [...(listeners.get(name) ?? []), cb]);
+    },
+    off(name, cb) {
+      listeners.set(name, (listeners.get(name) ?? []).filter((x) => x !== cb));
+    },
+    kernelSets(k, v) {
+      attrs[k] = v;
+      for (const cb of listeners.get(`change:${k}`) ?? []) cb();
+    },
+  };
+}
+
+// One run's events as the server logs them.
+function runEvents(runId, text = "Hello, world. This is the full answer.") {
+  const events = [{ type: "run_started", runId, threadId: "t1", agent: "demo" }];
+  for (const word of text.match(/.{1,4}/g)) events.push({ type: "text_delta", delta: word });
+  events.push({ type: "done", status: "completed" });
+  return events.map((e, eventId) => ({ ...e, runId, eventId }));
+}
+
+class FakeServer {
+  constructor() {
+    this.runs = []; // { run_id, message, status, events }
+    this.sockets = [];
+    this.frames = [];
+    this.posts = [];
+    this.autoRun = null; // (message) => events to emit for a start
+  }
+
+  thread() {
+    const active = this.runs.find((r) => !["completed", "cancelled", "failed", "interrupted"].includes(r.status));
+    return {
+      thread_id: "t1",
+      runs: this.runs.map((r) => ({ ...r, events: r.events.slice() })),
+      active_run_id: active?.run_id ?? null,
+    };
+  }
+
+  fetch = async (url, init) => {
+    if (url.endsWith("/deltakit/agents")) return json({ default: "demo", agents: [] });
+    if (url.includes("/deltakit/threads/")) {
+      if (!this.runs.length) return json({ message: "no such thread" }, 404);
+      return json(this.thread());
+    }
+    if (url.includes("/cancel")) {
+      this.posts.push({ url, headers: init.headers });
+      return json({ status: "ok" });
+    }
+    return json({}, 404);
+  };
+
+  get WebSocket() {
+    const server = this;
+    return class FakeSocket {
+      constructor(url) {
+        this.url = url;
+        this.readyState = 0;
+        this.sent = [];
+        server.sockets.push(this);
+        setTimeout(() => {
+          if (this.readyState !== 0) return;
+          this.readyState = 1;
+          this.onopen?.();
+        }, 1);
+      }
+      send(data) {
+        const frame = JSON.parse(data);
+        this.sent.push(frame);
+        server.frames.push(frame);
+      }
+      push(payload) {
+        this.onmessage?.({ data: JSON.stringify(payload) });
+      }
+      drop() {
+        this.readyState = 3;
+        this.onclose?.();
+      }
+      close() {
+        this.readyState = 3;
+      }
+    };
+  }
+
+  get socket() {
+    return this.sockets[this.sockets.length - 1];
+  }
+}
+
+function json(body, status = 200) {
+  return { ok: status < 400, status, statusText: "", json: async () => body };
+}
+
+const cfg = {
+  found: true,
+  baseUrl: "http://h/base/",
+  wsBase: "ws://h/base/",
+  token: "tok",
+  doc: { cookie: "a=b; _xsrf=2%7Cabc" },
+};
+
+function make(server, model = fakeModel()) {
+  const controller = new Controller(model, {
+    cfg,
+    WebSocketImpl: server.WebSocket,
+    fetchImpl: server.fetch,
+    schedule: (fn) => setTimeout(fn, 0),
+    backoff: { initial: 2, max: 5 },
+  });
+  return { controller, model };
+}
+
+test("config: URLs, token in the socket query, xsrf cookie", () => {
+  assert.equal(apiUrl(cfg, "agents"), "http://h/base/deltakit/agents");
+  assert.equal(socketUrl(cfg), "ws://h/base/deltakit/ws?token=tok");
+  assert.equal(socketUrl({ ...cfg, token: "" }), "ws://h/base/deltakit/ws");
+  assert.equal(xsrfCookie(cfg.doc), "2|abc");
+  const doc = {
+    getElementById: () => ({ textContent: JSON.stringify({ baseUrl: "/user/x/", wsUrl: "", token: "" }) }),
+  };
+  const c = serverConfig(doc, { href: "https://hub.example/user/x/lab" });
+  assert.equal(c.baseUrl, "https://hub.example/user/x/");
+  assert.equal(c.wsBase, "wss://hub.example/user/x/");
+  assert.equal(c.token, "");
+  const none = serverConfig({ getElementById: () => null }, { href: "http://h:8888/lab" });
+  assert.equal(none.found, false);
+  assert.equal(none.baseUrl, "http://h:8888/");
+});
+
+test("reload mid-run: rebuild from the thread, resume from the last event, same final text", async () => {
+  const server = new FakeServer();
+  const full = runEvents("r1");
+  server.runs.push({ run_id: "r0", message: "first", status: "completed", events: runEvents("r0", "Old answer.") });
+  server.runs.push({ run_id: "r1", message: "second", status: "running", events: full.slice(0, 6) });
+  const { controller, model } = make(server);
+  await until(() => server.frames.length > 0, "resume frame");
+  assert.deepEqual(server.frames[0], { runId: "r1", lastEventId: 5 });
+  assert.equal(server.socket.url, "ws://h/base/deltakit/ws?token=tok");
+  // A sloppy replay that overlaps, split over frames, one of them an array.
+  server.socket.push(full.slice(3, 8));
+  for (const e of full.slice(8)) server.socket.push(e);
+  await until(() => controller.state.runs[1]?.status === "completed", "run end");
+  assert.equal(runText(controller.state.runs[1]), "Hello, world. This is the full answer.");
+  assert.equal(model.attrs.status, "completed");
+  assert.equal(model.attrs.run_id, "r1");
+  assert.deepEqual(
+    model.attrs.messages.map((m) => [m.role, m.text]),
+    [
+      ["user", "first"],
+      ["assistant", "Old answer."],
+      ["user", "second"],
+      ["assistant", "Hello, world. This is the full answer."],
+    ],
+  );
+  controller.dispose();
+});
+
+test("a dropped socket reconnects and resumes from what is rendered", async () => {
+  const server = new FakeServer();
+  const full = runEvents("r1");
+  server.runs.push({ run_id: "r1", message: "q", status: "running", events: full.slice(0, 2) });
+  const { controller } = make(server);
+  await until(() => server.frames.length === 1);
+  server.socket.push(full.slice(2, 7));
+  await until(() => controller.state.runs[0].lastEventId === 6);
+  server.runs[0].events = full.slice(0, 9);
+  server.socket.drop();
+  assert.equal(controller.conn, "reconnecting");
+  await until(() => server.frames.length === 2, "resume after reconnect");
+  assert.equal(server.sockets.length, 2);
+  // The snapshot fetched on reconnect already had events up to 8.
+  assert.deepEqual(server.frames[1], { runId: "r1", lastEventId: 8 });
+  assert.equal(controller.conn, "open");
+  server.socket.push(full.slice(9));
+  await until(() => controller.state.runs[0].status === "completed");
+  assert.equal(runText(controller.state.runs[0]), "Hello, world. This is the full answer.");
+  controller.dispose();
+});
+
+test("send() from the kernel before any view: start frame once, claimed in _handled", async () => {
+  const server = new FakeServer();
+  const model = fakeModel({ agent: "demo", _requests: [{ id: "q1", op: "send", text: "hi there" }] });
+  const { controller } = make(server, model);
+  await until(() => server.frames.length === 1, "start frame");
+  assert.deepEqual(server.frames[0], { message: "hi there", threadId: "t1", agent: "demo" });
+  assert.deepEqual(model.attrs._handled, ["q1"]);
+  // The kernel echoing the same list again does not start a second run.
+  model.kernelSets("_requests", [{ id: "q1", op: "send", text: "hi there" }]);
+  const events = runEvents("rX", "ok!");
+  server.socket.push(events);
+  await until(() => controller.state.runs[0].status === "completed");
+  assert.equal(controller.state.runs.length, 1);
+  assert.equal(server.frames.length, 1);
+  // A second request queued while idle starts the next run.
+  model.kernelSets("_requests", [{ id: "q2", op: "send", text: "more" }]);
+  await until(() => server.frames.length === 2);
+  assert.equal(server.frames[1].message, "more");
+  controller.dispose();
+});
+
+test("a request already handled by another front end is not repeated", async () => {
+  const server = new FakeServer();
+  const model = fakeModel({ _requests: [{ id: "q1", op: "send", text: "x" }], _handled: ["q1"] });
+  const { controller } = make(server, model);
+  await until(() => controller.conn === "open" && controller.hydrated);
+  await tick();
+  assert.equal(server.frames.length, 0);
+  controller.dispose();
+});
+
+test("stop posts cancel with the xsrf header and the token", async () => {
+  const server = new FakeServer();
+  const full = runEvents("r1");
+  server.runs.push({ run_id: "r1", message: "q", status: "running", events: full.slice(0, 3) });
+  const { controller, model } = make(server);
+  await until(() => server.frames.length === 1);
+  model.kernelSets("_requests", [{ id: "s1", op: "stop" }]);
+  await until(() => server.posts.length === 1, "cancel POST");
+  assert.equal(server.posts[0].url, "http://h/base/deltakit/jobs/r1/cancel");
+  assert.equal(server.posts[0].headers["X-XSRFToken"], "2|abc");
+  assert.equal(server.posts[0].headers.Authorization, "token tok");
+  assert.equal(controller.state.runs[0].stopRequested, true);
+  server.socket.push({ type: "done", status: "cancelled", runId: "r1", eventId: 3 });
+  await until(() => controller.state.runs[0].status === "cancelled");
+  assert.equal(model.attrs.status, "cancelled");
+  assert.equal(model.attrs.messages[1].status, "cancelled");
+  controller.dispose();
+});
+
+test("stop right after send cancels once run_started names the run", async () => {
+  const server = new FakeServer();
+  const model = fakeModel({
+    _requests: [
+      { id: "a", op: "send", text: "go" },
+      { id: "b", op: "stop" },
+    ],
+  });
+  const { controller } = make(server, model);
+  await until(() => server.frames.length === 1);
+  assert.equal(server.posts.length, 0);
+  server.socket.push(runEvents("r9").slice(0, 1));
+  await until(() => server.posts.length === 1);
+  assert.match(server.posts[0].url, /jobs\/r9\/cancel$/);
+  controller.dispose();
+});
+
+test("a start whose run_started was lost is found on the server, not sent twice", async () => {
+  const server = new FakeServer();
+  const { controller } = make(server);
+  await until(() => controller.conn === "open" && controller.hydrated);
+  controller.send("question");
+  await until(() => server.frames.length === 1);
+  // The server got it and started the run, but the socket died before run_started arrived.
+  const events = runEvents("r5");
+  server.runs.push({ run_id: "r5", message: "question", status: "running", events: events.slice(0, 4) });
+  server.socket.drop();
+  await until(() => server.frames.length === 2);
+  assert.deepEqual(server.frames[1], { runId: "r5", lastEventId: 3 });
+  server.socket.push(events.slice(4));
+  await until(() => controller.state.runs[0].status === "completed");
+  assert.equal(controller.state.runs.length, 1);
+  controller.dispose();
+});
+
+test("a start the server never saw is sent again after reconnecting", async () => {
+  const server = new FakeServer();
+  const { controller } = make(server);
+  await until(() => controller.conn === "open" && controller.hydrated);
+  controller.send("question");
+  await until(() => server.frames.length === 1);
+  server.socket.drop();
+  await until(() => server.frames.length === 2);
+  assert.deepEqual(server.frames[1], { message: "question", threadId: "t1" });
+  controller.dispose();
+});
+
+test("a protocol error for a start fails that run; the next message goes out", async () => {
+  const server = new FakeServer();
+  const { controller } = make(server);
+  await until(() => controller.conn === "open" && controller.hydrated);
+  controller.send("one");
+  controller.send("two");
+  await until(() => server.frames.length === 1);
+  server.socket.push({ type: "error", message: "unknown agent 'x'" });
+  await until(() => server.frames.length === 2);
+  assert.equal(controller.state.runs[0].status, "failed");
+  assert.equal(controller.state.runs[0].error, "unknown agent 'x'");
+  assert.equal(server.frames[1].message, "two");
+  controller.dispose();
+});
+
+test("many deltas arriving together are applied in one state update", async () => {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r1", message: "q", status: "running", events: runEvents("r1").slice(0, 1) });
+  const { controller } = make(server);
+  await until(() => server.frames.length === 1);
+  let updates = 0;
+  controller.subscribe(() => updates++);
+  updates = 0;
+  const rest = runEvents("r1").slice(1);
+  for (const e of rest) server.socket.push(e);
+  await until(() => controller.state.runs[0].status === "completed");
+  assert.ok(updates <= 2, `expected one coalesced update, got ${updates}`);
+  controller.dispose();
+});

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { JSDOM } from "jsdom";
+
+import { createMarkdown, stableSplit } from "../src/markdown.js";
+
+const { window } = new JSDOM("<!doctype html><body></body>");
+const md = createMarkdown(window);
+
+function dom(html) {
+  const div = window.document.createElement("div");
+  div.innerHTML = html;
+  return div;
+}
+
+test("markdown renders code blocks, emphasis and lists", () => {
+  const html = md.render("Hi **there**\n\n```python\nprint(1 < 2)\n```\n\n- a\n- b\n");
+  const d = dom(html);
+  assert.equal(d.querySelector("strong").textContent, "there");
+  assert.equal(d.querySelector("pre code.language-python").textContent, "print(1 < 2)\n");
+  assert.equal(d.querySelectorAll("li").length, 2);
+});
+
+test("raw HTML in model text is shown as text, never as elements", () => {
+  const payload = '<img src=x onerror="window.pwned=1"> <script>window.pwned=1</script> <b>b</b>';
+  const d = dom(md.render(payload));
+  assert.equal(d.querySelector("img"), null);
+  assert.equal(d.querySelector("script"), null);
+  assert.equal(d.querySelector("b"), null);
+  assert.match(d.textContent, /<img src=x onerror=/);
+  assert.match(d.textContent, /<script>/);
+});
+
+test("dangerous link and image URLs are dropped; links get rel=noopener", () => {
+  const d = dom(
+    md.render(
+      "[a](javascript:alert(1)) [b](JaVaScRiPt:alert(1)) [c](data:text/html;base64,PHNjcmlwdD4=) " +
+        "[d](vbscript:x) [e](https://example.org/x) ![i](data:image/png;base64,AAAA) ![j](https://example.org/i.png)",
+    ),
+  );
+  for (const a of d.querySelectorAll("a")) {
+    const href = a.getAttribute("href");
+    assert.ok(href === null || href.startsWith("https://"), `unsafe href kept: ${href}`);
+    assert.equal(a.getAttribute("rel"), "noopener noreferrer");
+    assert.equal(a.getAttribute("target"), "_blank");
+  }
+  assert.equal(d.querySelector('a[href="https://example.org/x"]').textContent, "e");
+  const imgs = [...d.querySelectorAll("img")].map((i) => i.getAttribute("src"));
+  assert.ok(imgs.every((s) => s === null || s.startsWith("https://")), imgs.join(","));
+  // markdown-it leaves a link with a bad URL as literal text, which is the right outcome.
+  for (const el of d.querySelectorAll("*")) {
+    for (const attr of el.attributes) assert.doesNotMatch(attr.value, /javascript:|vbscript:|data:/i);
+  }
+});
+
+test("autolinks and reference links cannot smuggle script URLs", () => {
+  const d = dom(md.render("<javascript:alert(1)>\n\n[x][r]\n\n[r]: javascript:alert(1)\n"));
+  assert.equal(d.innerHTML.toLowerCase().includes("javascript:alert"), d.textContent.toLowerCase().includes("javascript:alert"));
+  for (const a of d.querySelectorAll("a")) assert.equal(a.getAttribute("href"), null);
+});
+
+test("stableSplit cuts after the last blank line outside a code fence", () => {
+  assert.equal(stableSplit(""), 0);
+  assert.equal(stableSplit("one line still going"), 0);
+  const t = "para one\n\npara two\n\nthird is stre";
+  assert.equal(t.slice(stableSplit(t)), "third is stre");
+  const fenced = "intro\n\n```\ncode\n\nmore code\n";
+  assert.equal(fenced.slice(stableSplit(fenced)), "```\ncode\n\nmore code\n");
+  const closed = "intro\n\n```\ncode\n\nmore\n```\n\ntail";
+  assert.equal(closed.slice(stableSplit(closed)), "tail");
+});
+
+test("rendering the stable prefix and the tail separately matches for plain paragraphs", () => {
+  const t = "# Title\n\nSome *text* here.\n\n```js\nlet a = 1;\n\nlet b = 2;\n```\n\nAnd a tail";
+  const cut = stableSplit(t);
+  assert.equal(md.render(t.slice(0, cut)) + md.render(t.slice(cut)), md.render(t));
+});

@@ -1,0 +1,169 @@
+"""ChatWidget, kernel side only: traits, requests through synced state, export, repr."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import traitlets
+
+from deltakit_nb import __version__
+from deltakit_nb.widget import STATIC, ChatWidget
+
+
+def front_end_sets(widget: ChatWidget, **state: Any) -> None:
+    """What a state update from the browser does to the kernel-side widget."""
+    widget.set_state(state)
+
+
+def synced_state(widget: ChatWidget) -> dict[str, Any]:
+    return dict(widget.get_state())
+
+
+def test_defaults_and_thread_id_is_fixed_at_creation() -> None:
+    a, b = ChatWidget(), ChatWidget()
+    assert len(a.thread_id) == 32
+    assert a.thread_id != b.thread_id
+    assert a.thread_id == a.thread_id
+    assert a._instance_id != b._instance_id
+    assert (a.agent, a.title, a.height, a.status, a.run_id) == ("", "", 480, "idle", "")
+    assert a.messages == []
+    state = synced_state(a)
+    for name in (
+        "agent",
+        "thread_id",
+        "title",
+        "placeholder",
+        "height",
+        "messages",
+        "run_id",
+        "status",
+    ):
+        assert name in state
+
+
+def test_options() -> None:
+    w = ChatWidget(agent="demo", thread_id="t-1", title="Ask", placeholder="?", height="60vh")
+    assert (w.agent, w.thread_id, w.title, w.placeholder, w.height) == (
+        "demo",
+        "t-1",
+        "Ask",
+        "?",
+        "60vh",
+    )
+    w.height = 300
+    assert w.height == 300
+    with pytest.raises(traitlets.TraitError):
+        ChatWidget(thread_id="  ")
+    with pytest.raises(traitlets.TraitError):
+        ChatWidget(height=[1])
+
+
+def test_repr_is_stable_and_shows_only_what_the_user_chose() -> None:
+    assert repr(ChatWidget()) == "ChatWidget()"
+    assert repr(ChatWidget()) == repr(ChatWidget())
+    assert repr(ChatWidget(agent="demo")) == "ChatWidget(agent='demo')"
+    assert (
+        repr(ChatWidget(thread_id="abc", agent="demo"))
+        == "ChatWidget(thread_id='abc', agent='demo')"
+    )
+    assert "0x" not in repr(ChatWidget(title="t"))
+    w = ChatWidget()
+    w.agent = "other"
+    assert repr(w) == "ChatWidget(agent='other')"
+
+
+def test_mimebundle_text_plain_is_the_repr() -> None:
+    bundle = ChatWidget(agent="demo")._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert data["text/plain"] == "ChatWidget(agent='demo')"
+    assert "application/vnd.jupyter.widget-view+json" in data
+
+
+def test_send_and_stop_queue_requests_in_synced_state() -> None:
+    w = ChatWidget()
+    w.send("hello")
+    w.stop()
+    w.send("again")
+    reqs = synced_state(w)["_requests"]
+    assert [(r["op"], r.get("text")) for r in reqs] == [
+        ("send", "hello"),
+        ("stop", None),
+        ("send", "again"),
+    ]
+    assert len({r["id"] for r in reqs}) == 3
+    with pytest.raises(ValueError):
+        w.send("   ")
+    with pytest.raises(ValueError):
+        w.send(42)  # type: ignore[arg-type]
+
+
+def test_requests_a_front_end_has_taken_are_forgotten() -> None:
+    w = ChatWidget()
+    w.send("one")
+    w.send("two")
+    first = w._requests[0]["id"]
+    front_end_sets(w, _handled=[first])
+    assert [r["text"] for r in w._requests] == ["two"]
+    assert w._handled == [first]
+    front_end_sets(w, _handled=[first, w._requests[0]["id"]])
+    assert w._requests == []
+
+
+def test_front_end_writes_messages_status_and_run_id() -> None:
+    w = ChatWidget()
+    with pytest.raises(traitlets.TraitError):
+        w.status = "running"
+    front_end_sets(w, status="running", run_id="r1")
+    assert (w.status, w.run_id) == ("running", "r1")
+    msgs = [
+        {"role": "user", "text": "hi", "tool_calls": [], "status": "completed", "run_id": "r1"},
+        {"role": "assistant", "text": "hello", "tool_calls": [], "status": "completed"},
+    ]
+    front_end_sets(w, messages=msgs, status="completed")
+    assert w.messages == msgs
+
+
+CONVERSATION = [
+    {"role": "user", "text": "add 2 and 3", "tool_calls": [], "status": "completed"},
+    {
+        "role": "assistant",
+        "text": "The sum is **5**.",
+        "tool_calls": [
+            {"name": "add", "args": {"a": 2, "b": 3}, "result": "5", "is_error": False},
+            {"name": "shell", "args": "not json", "result": "```boom```", "is_error": True},
+        ],
+        "status": "completed",
+    },
+    {"role": "user", "text": "go on", "tool_calls": [], "status": "cancelled"},
+    {"role": "assistant", "text": "Well", "tool_calls": [], "status": "cancelled"},
+    {"role": "user", "text": "again", "tool_calls": [], "status": "failed"},
+    {"role": "assistant", "text": "", "tool_calls": [], "status": "failed", "error": "no model"},
+]
+
+
+def test_to_markdown() -> None:
+    w = ChatWidget()
+    assert w.to_markdown() == ""
+    front_end_sets(w, messages=CONVERSATION)
+    md = w.to_markdown()
+    assert md.startswith("**You:** add 2 and 3\n\n---\n\n**Assistant:**")
+    assert 'Tool call `add`:\n\n```json\n{\n  "a": 2,\n  "b": 3\n}\n```' in md
+    assert "Result:\n\n```\n5\n```" in md
+    # A result with backticks gets a longer fence, so it cannot end the block early.
+    assert "Error:\n\n````\n```boom```\n````" in md
+    assert "The sum is **5**." in md
+    assert "Well\n\n_(stopped)_" in md
+    assert "_(failed: no model)_" in md
+    assert md.endswith("\n")
+
+
+def test_esm_is_the_small_loader_with_a_version_stamp() -> None:
+    esm = ChatWidget._esm
+    assert isinstance(esm, str)
+    assert "__DELTAKIT_NB_VERSION__" not in esm
+    assert f'const VERSION = "{__version__}-' in esm
+    assert "static/deltakit_nb/chat.js" in esm
+    assert "jupyter server extension enable deltakit_nb" in esm
+    assert len(esm) < 4000
+    assert (STATIC / "loader.js").exists()
