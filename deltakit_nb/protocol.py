@@ -147,8 +147,9 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
     )
 
 
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-encode_str = json.encoder.encode_basestring  # a JSON string literal, in C
+# ASCII-escaped: a lone surrogate from a model or tool stays valid JSON and valid UTF-8.
+_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+encode_str = json.encoder.encode_basestring_ascii  # a JSON string literal, in C
 
 
 def encode(event: Event) -> str:

@@ -285,3 +285,11 @@ async def test_slow_reader_does_not_delay_a_fast_one(
     assert received == fast
     slow.close()
     ws.close()
+
+
+async def test_lone_surrogates_and_non_ascii_survive_the_round_trip(jp_ws_fetch: Any) -> None:
+    ws = await jp_ws_fetch("deltakit", "ws")
+    await send(ws, '{"message": "echo caf\\u00e9 \\ud800 \\u4e2d\\u6587 \\ud83d\\ude00"}')
+    events = await recv_until_terminal(ws)
+    assert text(events) == "café \ud800 中文 😀"
+    ws.close()
