@@ -49,6 +49,7 @@ lab: dev
 	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
 
 bench: dev
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stream.py
 
 clean:

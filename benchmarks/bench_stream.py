@@ -1,9 +1,12 @@
-"""Streaming figures for deltakit_nb on a real Jupyter server (figures, not a test).
+"""Streaming figures for deltakit_nb beside the seed recipe's server (figures, not a test).
 
-    .venv/bin/python benchmarks/bench_stream.py [--chunks 20000] [--clients 20]
+    .venv/bin/python benchmarks/bench_stream.py [--chunks 20000] [--clients 20] [--no-peer]
 
-Prints, for a run of N chunks of the offline model: agno alone (no server), live start→done
-over the socket, replay of the whole finished log, and that replay by many clients at once.
+Starts a real Jupyter server with the extension and, unless --no-peer, the seed recipe's
+FastAPI server from ../shared/peers (both on the same offline agno model), then measures, for
+a run of N chunks: agno alone (no server), live start→done over the socket, replay of the
+whole finished log, and that replay by many clients at once. It prints the figures and the
+ratios; compare ratios from one run, never absolute times across runs (the machine is noisy).
 """
 
 from __future__ import annotations
@@ -12,97 +15,232 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
-from jupyterproc import TOKEN, JupyterProcess
+from jupyterproc import TOKEN, JupyterProcess, free_port
 from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+PEERS = ROOT.parent / "shared" / "peers"
+REPEATS = 3
 
 
-async def agno_alone(chunks: int) -> float:
+class Target:
+    def __init__(self, name: str, url: str, token: str = ""):
+        self.name, self.url, self.token = name, url, token
+
+    async def connect(self) -> WebSocketClientConnection:
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        return await websocket_connect(
+            HTTPRequest(self.url, headers=headers), max_message_size=1 << 30
+        )
+
+
+async def read_run(ws: WebSocketClientConnection) -> list[dict[str, Any]]:
+    """Every event up to the run's terminal one (frames hold one event or an array)."""
+    events: list[dict[str, Any]] = []
+    while True:
+        raw = await ws.read_message()
+        if raw is None:
+            raise RuntimeError("socket closed")
+        data = json.loads(raw)
+        events.extend(data if isinstance(data, list) else [data])
+        if events[-1].get("type") in ("done", "error"):
+            return events
+
+
+async def live(target: Target, chunks: int) -> tuple[float, str]:
+    ws = await target.connect()
+    start = time.perf_counter()
+    await ws.write_message(json.dumps({"message": f"bench {chunks}"}))
+    events = await read_run(ws)
+    elapsed = time.perf_counter() - start
+    ws.close()
+    assert len(events) == chunks + 2, len(events)
+    return elapsed, events[0]["runId"]
+
+
+async def replay(target: Target, run_id: str, chunks: int) -> float:
+    ws = await target.connect()
+    start = time.perf_counter()
+    await ws.write_message(json.dumps({"runId": run_id, "lastEventId": -1}))
+    events = await read_run(ws)
+    elapsed = time.perf_counter() - start
+    ws.close()
+    assert len(events) == chunks + 2, len(events)
+    return elapsed
+
+
+async def fanout(target: Target, run_id: str, chunks: int, clients: int) -> float:
+    start = time.perf_counter()
+    await asyncio.gather(*(replay(target, run_id, chunks) for _ in range(clients)))
+    return time.perf_counter() - start
+
+
+async def agno_alone(chunks: int, history_db: str | None) -> float:
     from deltakit_nb.offline import demo_agent
 
-    agent = demo_agent(chunk_delay=0)
+    kwargs: dict[str, Any] = {}
+    if history_db:
+        from agno.db.sqlite import SqliteDb
+
+        kwargs = {"db": SqliteDb(db_file=history_db), "add_history_to_context": True}
+    agent = demo_agent(chunk_delay=0, **kwargs)
     start = time.perf_counter()
-    async for _ in agent.arun(f"bench {chunks}", stream=True, stream_events=True):
+    async for _ in agent.arun(
+        f"bench {chunks}", stream=True, stream_events=True, session_id=os.urandom(8).hex()
+    ):
         pass
     return time.perf_counter() - start
 
 
-async def read_run(ws: object) -> int:
-    """Read frames until the terminal event; return the number of events."""
-    count = 0
-    while True:
-        raw = await ws.read_message()  # type: ignore[attr-defined]
-        if raw is None:
-            raise RuntimeError("socket closed")
-        data = json.loads(raw)
-        events = data if isinstance(data, list) else [data]
-        count += len(events)
-        if events[-1].get("type") in ("done", "error") and "eventId" in events[-1]:
-            return count
+def best(measure: Callable[[], Awaitable[float]], repeats: int = REPEATS) -> float:
+    async def go() -> float:
+        return min([await measure() for _ in range(repeats)])
+
+    return asyncio.run(go())
 
 
-async def connect(port: int, token: str, path: str = "/deltakit/ws") -> object:
-    url = f"ws://127.0.0.1:{port}{path}"
-    headers = {"Authorization": f"token {token}"} if token else {}
-    return await websocket_connect(HTTPRequest(url, headers=headers), max_message_size=1 << 30)
+def measure_target(target: Target, chunks: int, clients: int) -> dict[str, float]:
+    asyncio.run(live(target, 200))  # warm up: imports, first agent, first session
+    runs = [asyncio.run(live(target, chunks)) for _ in range(REPEATS)]
+    run_id = runs[-1][1]
+    return {
+        "live": min(t for t, _ in runs),
+        "replay": best(lambda: replay(target, run_id, chunks)),
+        "fanout": best(lambda: fanout(target, run_id, chunks, clients)),
+    }
 
 
-async def live_and_replay(
-    port: int, token: str, chunks: int, clients: int, path: str = "/deltakit/ws"
-) -> dict[str, float]:
-    ws = await connect(port, token, path)
-    start = time.perf_counter()
-    await ws.write_message(json.dumps({"message": f"bench {chunks}"}))  # type: ignore[attr-defined]
-    first = json.loads(await ws.read_message())  # type: ignore[attr-defined]
-    first = first[0] if isinstance(first, list) else first
-    run_id = first["runId"]
-    n = 1 + await read_run(ws)
-    live = time.perf_counter() - start
-    assert n == chunks + 2, n
+def start_peer() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "AGNO_TELEMETRY": "false", "PEER_CHUNK_DELAY": "0"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "seed_recipe_server:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=PEERS,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import urllib.request
 
-    async def replay() -> float:
-        sock = await connect(port, token, path)
-        t0 = time.perf_counter()
-        await sock.write_message(json.dumps({"runId": run_id, "lastEventId": -1}))  # type: ignore[attr-defined]
-        got = await read_run(sock)
-        assert got == chunks + 2, got
-        sock.close()  # type: ignore[attr-defined]
-        return time.perf_counter() - t0
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/chat-agno-websocket/active-run", timeout=1
+            )
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the seed peer did not start (pip install '.[bench]')")
 
-    one = min([await replay() for _ in range(3)])
-    t0 = time.perf_counter()
-    await asyncio.gather(*(replay() for _ in range(clients)))
-    many = time.perf_counter() - t0
-    ws.close()  # type: ignore[attr-defined]
-    return {"live": live, "replay": one, "fanout": many}
+
+def startup_overhead(repeats: int = 5) -> tuple[float, float]:
+    """Median seconds until a Jupyter server answers, without and with the extension."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for enabled in (False, True):
+            server = JupyterProcess(extension=enabled)
+            times[enabled].append(server.start())
+            server.stop()
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
+def bytes_per_event(events: int = 100_000) -> float:
+    """Memory held per buffered event of a long run (the log keeps encoded texts only)."""
+    import tracemalloc
+
+    from deltakit_nb import protocol
+    from deltakit_nb.eventlog import EventLog
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    log = EventLog("3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f")
+    for _ in range(events):
+        log.append(protocol.text_delta("tok "))
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / len(log)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--no-peer", action="store_true", help="skip the seed recipe server")
     args = parser.parse_args()
-    alone = min(asyncio.run(agno_alone(args.chunks)) for _ in range(3))
+    n, clients = args.chunks, args.clients
+
+    import tempfile
+
+    history = str(Path(tempfile.mkdtemp()) / "history.sqlite")
+    asyncio.run(agno_alone(200, history))
+    alone = best(lambda: agno_alone(n, None))
+    alone_db = best(lambda: agno_alone(n, history))
+
+    figures: dict[str, dict[str, float]] = {}
     with JupyterProcess() as server:
-        port = server.port
-        asyncio.run(live_and_replay(port, TOKEN, 200, 2))  # warm up: agno import, first agent
-        figures = asyncio.run(live_and_replay(port, TOKEN, args.chunks, args.clients))
-    n = args.chunks
-    print(f"deltakit_nb streaming figures, {n} chunks, {args.clients} replay clients")
-    print(f"  agno alone (no server)            {alone:8.3f} s")
+        figures["deltakit_nb"] = measure_target(
+            Target("deltakit_nb", server.ws_url, TOKEN), n, clients
+        )
+    if not args.no_peer:
+        proc, port = start_peer()
+        try:
+            url = f"ws://127.0.0.1:{port}/api/chat-agno-websocket/ws"
+            figures["seed"] = measure_target(Target("seed", url), n, clients)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    without, with_ext = startup_overhead()
+    per_event = bytes_per_event()
+
+    print(f"\nStreaming {n} chunks of the offline agno model; best of {REPEATS}; seconds.\n")
+    print(f"agno alone, no db:                      {alone:8.3f}")
+    print(f"agno alone, with the history db:        {alone_db:8.3f}   (what the server runs)")
+    names = list(figures)
     print(
-        f"  live start→done over the socket   {figures['live']:8.3f} s"
-        f"   ({figures['live'] / alone:.2f} × agno alone)"
+        f"\n{'':34}"
+        + "".join(f"{name:>14}" for name in names)
+        + ("      ratio" if "seed" in figures else "")
     )
-    print(f"  replay of the whole log           {figures['replay']:8.3f} s")
-    print(f"  {args.clients} clients replaying at once     {figures['fanout']:8.3f} s")
+    rows = [
+        ("live start→done", "live"),
+        ("replay of the whole log", "replay"),
+        (f"{clients} clients replaying at once", "fanout"),
+    ]
+    for label, key in rows:
+        line = f"{label:34}" + "".join(f"{figures[name][key]:14.3f}" for name in names)
+        if "seed" in figures:
+            line += f"   {figures['deltakit_nb'][key] / figures['seed'][key]:8.3f} ×"
+        print(line)
+    ours = figures["deltakit_nb"]["live"]
+    print(f"\nlive ÷ agno alone with history db:      {ours / alone_db:8.3f} ×")
+    print(f"live ÷ agno alone, no db:               {ours / alone:8.3f} ×")
+    print(
+        f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
+        f"(+{(with_ext - without) * 1000:.0f} ms, median of 5)"
+    )
+    print(f"memory per buffered event (100k run):   {per_event:8.1f} bytes")
 
 
 if __name__ == "__main__":

@@ -293,3 +293,52 @@ async def test_lone_surrogates_and_non_ascii_survive_the_round_trip(jp_ws_fetch:
     events = await recv_until_terminal(ws)
     assert text(events) == "café \ud800 中文 😀"
     ws.close()
+
+
+async def test_batched_array_frames_decode_to_the_same_events(
+    jp_ws_fetch: Any, jp_fetch: Any
+) -> None:
+    """A reader that is behind gets its backlog as JSON-array frames: same events, same order."""
+    ws, first = await start_run(jp_ws_fetch, "bench 9000")
+    events = first + await recv_until_terminal(ws)
+    run_id = first[0]["runId"]
+    await send(ws, {"runId": run_id, "lastEventId": 10})
+    frames: list[Any] = []
+    while not frames or not isinstance(frames[-1], list) or frames[-1][-1]["type"] != "done":
+        frames.append(json.loads(await asyncio.wait_for(ws.read_message(), 10)))
+    assert all(isinstance(f, list) for f in frames) and len(frames) >= 2  # capped batch size
+    replayed = [e for f in frames for e in f]
+    assert replayed == events[11:]
+    assert events == (await get_json(jp_fetch, "runs", run_id))["events"]
+    assert_gap_free(events, run_id)
+    ws.close()
+
+
+async def test_a_reader_that_stops_reading_holds_one_frame_at_most(
+    jp_ws_fetch: Any, jp_http_port: int, jp_base_url: str, jp_serverapp: Any
+) -> None:
+    """The server keeps no per-socket backlog: a stalled socket has at most one frame (one
+    capped batch) in its write buffer, however long the run it follows grows."""
+    import gc
+
+    from wsclient import RawSocket
+
+    from deltakit_nb.handlers import RunSocket
+
+    ws, first = await start_run(jp_ws_fetch, "bench 60000")
+    stalled = await RawSocket.connect(
+        jp_http_port, f"{jp_base_url}deltakit/ws", jp_serverapp.identity_provider.token
+    )
+    await stalled.send({"runId": first[0]["runId"], "lastEventId": -1})
+    events = first + await recv_until_terminal(ws)
+    frame_cap = sum(len(json.dumps(e)) for e in events[:4096]) + 4096  # one capped batch
+    buffered = []
+    for obj in gc.get_objects():
+        if isinstance(obj, RunSocket) and obj.ws_connection is not None:
+            stream = obj.ws_connection.stream  # type: ignore[attr-defined]
+            buffered.append(len(stream._write_buffer))
+    assert max(buffered) > 0, "the stalled socket should have a backed-up buffer"
+    assert max(buffered) <= frame_cap, (max(buffered), frame_cap)
+    assert sum(len(json.dumps(e)) for e in events) > 10 * frame_cap
+    stalled.close()
+    ws.close()
