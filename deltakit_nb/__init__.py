@@ -21,6 +21,20 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def load_ipython_extension(ip: Any) -> None:
+    """`%load_ext deltakit_nb`: registers the %chat and %%chat magics."""
+    from .magics import load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """`%unload_ext deltakit_nb`: removes them again."""
+    from .magics import unload
+
+    unload(ip)
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import DeltakitApp
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
@@ -24,14 +25,35 @@ class DeltakitApp(ExtensionApp):
         default_value={"demo": DEMO_SPEC},
         help='Agents by name: {"name": "module:callable"}; the callable returns an agno Agent.',
     ).tag(config=True)
-    default_agent = Unicode("demo", help="The agent used when a client names none.").tag(
-        config=True
-    )
+    default_agent = Unicode(
+        help="The agent used when a client names none (default: 'assistant' when a model is "
+        "configured, else 'demo')."
+    ).tag(config=True)
+    model = Unicode(
+        help="Model spec of the 'assistant' agent, e.g. 'openai:gpt-4.1-mini', "
+        "'openrouter:moonshotai/kimi-k2.5', 'anthropic:MODEL', 'ollama:llama3.2' or "
+        "'openai-compatible:MODEL' (default: $DELTAKIT_MODEL). Empty: no assistant agent."
+    ).tag(config=True)
+    model_base_url = Unicode(
+        help="Base URL for the model: an OpenAI-compatible server's, a proxy's or an Ollama "
+        "host (default: $DELTAKIT_BASE_URL)."
+    ).tag(config=True)
+    entry_point_agents = Bool(
+        True,
+        help="Also offer the agents installed packages register as 'deltakit_nb.agents' "
+        "entry points (configured agents win on a name clash).",
+    ).tag(config=True)
     max_frame_bytes = Int(1 << 20, help="Largest WebSocket frame a client may send.").tag(
         config=True
     )
     max_message_chars = Int(100_000, help="Longest user message, in characters.").tag(config=True)
     max_concurrent_runs = Int(100, help="Runs in progress at once, server-wide.").tag(config=True)
+    max_subscriptions_per_minute = Int(
+        120, help="Start and resume frames one WebSocket may send per minute (0: no limit)."
+    ).tag(config=True)
+    tool_timeout_seconds = Float(
+        300.0, help="Longest a tool call may take before it fails with a timeout (0: no limit)."
+    ).tag(config=True)
     cancel_grace_seconds = Float(
         2.0, help="How long a cancelled run may wind down before its task is cancelled."
     ).tag(config=True)
@@ -50,6 +72,18 @@ class DeltakitApp(ExtensionApp):
     max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
         config=True
     )
+
+    @default("model")
+    def _default_model(self) -> str:
+        return os.environ.get("DELTAKIT_MODEL", "").strip()
+
+    @default("model_base_url")
+    def _default_model_base_url(self) -> str:
+        return os.environ.get("DELTAKIT_BASE_URL", "").strip()
+
+    @default("default_agent")
+    def _default_default_agent(self) -> str:
+        return "assistant" if self.model else "demo"
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -71,7 +105,15 @@ class DeltakitApp(ExtensionApp):
         self.static_paths = [str(STATIC)]
         store = open_store(self.store_path) if self.persist else None
         history = self.history_db_path if self.persist else ""
-        self.catalog = AgentCatalog(self.agents, self.default_agent, history)
+        self.catalog = AgentCatalog(
+            self.agents,
+            self.default_agent,
+            history,
+            tool_timeout=self.tool_timeout_seconds,
+            model=self.model,
+            model_base_url=self.model_base_url,
+            entry_points=self.entry_point_agents,
+        )
         self.registry = RunRegistry(
             self.catalog.build,
             max_concurrent_runs=self.max_concurrent_runs,

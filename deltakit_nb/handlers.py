@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -55,16 +57,19 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         return None
 
     async def on_message(self, message: str | bytes) -> None:
-        if len(message) > self.deltakit.max_frame_bytes:
-            self._send_error(
-                f"frame too large: {len(message)} bytes "
-                f"(limit max_frame_bytes={self.deltakit.max_frame_bytes})"
-            )
+        limit = self.deltakit.max_frame_bytes
+        size = len(message)
+        if isinstance(message, str) and size * 4 > limit:  # a char is 1 to 4 bytes in UTF-8
+            size = len(message.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            self._send_error(f"frame too large: {size} bytes (limit max_frame_bytes={limit})")
             return
         try:
             frame = protocol.parse_frame(message, self.deltakit.max_message_chars)
         except FrameError as exc:
             self._send_error(str(exc))
+            return
+        if not self._take_subscription():
             return
         if isinstance(frame, StartFrame):
             self._start(frame)
@@ -74,6 +79,29 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
                 self._send_error("Run not found")
                 return
             self._follow(run, frame.last_event_id)
+
+    _subscribed_at: deque[float] | None = None
+
+    def _take_subscription(self) -> bool:
+        """Count a start/resume frame against max_subscriptions_per_minute; over the limit,
+        send an error frame naming it and return False (refused frames do not count)."""
+        limit = self.deltakit.max_subscriptions_per_minute
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        recent = self._subscribed_at
+        if recent is None:
+            recent = self._subscribed_at = deque()
+        while recent and now - recent[0] >= 60.0:
+            recent.popleft()
+        if len(recent) >= limit:
+            self._send_error(
+                f"too many start/resume frames on this socket: {len(recent)} in the last minute "
+                f"(limit max_subscriptions_per_minute={limit})"
+            )
+            return False
+        recent.append(now)
+        return True
 
     def _start(self, frame: StartFrame) -> None:
         app = self.deltakit

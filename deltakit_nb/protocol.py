@@ -109,7 +109,19 @@ def _optional_str(frame: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
         raise FrameError(f"'{key}' must be a non-empty string of at most {MAX_ID_CHARS} chars")
+    if clean_text(value) != value:
+        raise FrameError(f"'{key}' must be valid Unicode text (it holds a lone surrogate)")
     return value
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate (valid in JSON as "\\ud800", not encodable as UTF-8)
+    replaced by U+FFFD, so it can be stored and handed to a model."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
@@ -141,7 +153,7 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
             f"message too long: {len(message)} chars (limit max_message_chars={max_message_chars})"
         )
     return StartFrame(
-        message=message,
+        message=clean_text(message),
         thread_id=_optional_str(frame, "threadId"),
         agent=_optional_str(frame, "agent"),
     )

@@ -100,7 +100,8 @@ class EventStore:
     # Writes: queued, in order, committed by the writer thread.
 
     def save_run(self, summary: dict[str, Any]) -> None:
-        self._put(("run", tuple(summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)))
+        row = (summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)
+        self._put(("run", tuple(protocol.clean_text(v) if isinstance(v, str) else v for v in row)))
 
     def save_event(self, run_id: str, event_id: int, text: str) -> None:
         self._put(("event", (run_id, event_id, text)))
@@ -152,11 +153,21 @@ class EventStore:
                 except queue.Empty:
                     break
             waiters = [arg for kind, arg in ops if kind == "flush"]
+            writes = [op for op in ops if op[0] not in ("flush", "stop")]
             try:
-                self._apply([op for op in ops if op[0] not in ("flush", "stop")])
-            except sqlite3.Error as exc:
-                self.write_errors += 1
-                log.error("deltakit_nb: writing to the event store %s failed: %s", self.path, exc)
+                self._apply(writes)
+            except Exception:  # the writer must outlive any bad write: retry one by one
+                for op in writes:
+                    try:
+                        self._apply([op])
+                    except Exception as exc:
+                        self.write_errors += 1
+                        log.error(
+                            "deltakit_nb: writing %s to the event store %s failed: %s",
+                            op[0],
+                            self.path,
+                            exc,
+                        )
             for waiter in waiters:
                 waiter.set()
             if any(kind == "stop" for kind, _ in ops):

@@ -20,5 +20,10 @@ TEST_AGENTS = {
 def jp_server_config() -> dict[str, object]:
     return {
         "ServerApp": {"jpserver_extensions": {"deltakit_nb": True}},
-        "DeltakitApp": {"agents": TEST_AGENTS, "max_message_chars": 2000, "max_frame_bytes": 8000},
+        "DeltakitApp": {
+            "agents": TEST_AGENTS,
+            "max_message_chars": 2000,
+            "max_frame_bytes": 8000,
+            "model": "",  # a DELTAKIT_MODEL in the environment must not change the default agent
+        },
     }

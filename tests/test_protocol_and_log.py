@@ -36,12 +36,21 @@ def test_parse_start_and_resume() -> None:
         '{"runId": "r", "lastEventId": true}',
         '{"runId": "r", "lastEventId": 1.5}',
         '{"message": "x", "agent": ["a"]}',
+        '{"message": "x", "threadId": "t\\ud800"}',
+        '{"runId": "\\udc00"}',
         "[" * 100000,
     ],
 )
 def test_bad_frames_raise_frame_error(frame: str | bytes) -> None:
     with pytest.raises(FrameError):
         protocol.parse_frame(frame, 10)
+
+
+def test_lone_surrogates_in_a_message_become_replacement_characters() -> None:
+    frame = protocol.parse_frame('{"message": "a\\ud800b\\ud83d\\ude00"}', 100)
+    assert frame == StartFrame("a\ufffdb\U0001f600")
+    assert isinstance(frame, StartFrame)
+    frame.message.encode("utf-8")  # storable and sendable as it is
 
 
 def test_batch_is_one_event_or_an_array() -> None:
@@ -104,5 +113,9 @@ def test_text_delta_template_matches_the_generic_encoder(
     fast = protocol.encode_run_event(event, event_id, run_id, protocol.encode_str(run_id))
     generic = protocol.encode({**event, "eventId": event_id, "runId": run_id})
     assert fast == generic
-    assert json.loads(fast) == {"type": "text_delta", "delta": delta, "eventId": event_id,
-                                "runId": run_id}
+    assert json.loads(fast) == {
+        "type": "text_delta",
+        "delta": delta,
+        "eventId": event_id,
+        "runId": run_id,
+    }

@@ -137,6 +137,7 @@ BAD_FRAMES = [
     ('{"message": "hi", "threadId": 3}', "'threadId' must be a non-empty string"),
     ('{"message": "' + "x" * 2500 + '"}', "message too long: 2500 chars"),
     ('{"message": "' + "x" * 9000 + '"}', "frame too large"),
+    ('{"message": "' + "é" * 4500 + '"}', "frame too large: 9015 bytes"),  # bytes, not chars
 ]
 
 
@@ -287,11 +288,17 @@ async def test_slow_reader_does_not_delay_a_fast_one(
     ws.close()
 
 
-async def test_lone_surrogates_and_non_ascii_survive_the_round_trip(jp_ws_fetch: Any) -> None:
+async def test_non_ascii_survives_the_round_trip_and_a_lone_surrogate_is_replaced(
+    jp_ws_fetch: Any, jp_fetch: Any
+) -> None:
+    """A lone surrogate is valid JSON but not valid text: the message gets U+FFFD in its
+    place (so the model, the store and every client see the same storable text)."""
     ws = await jp_ws_fetch("deltakit", "ws")
     await send(ws, '{"message": "echo caf\\u00e9 \\ud800 \\u4e2d\\u6587 \\ud83d\\ude00"}')
     events = await recv_until_terminal(ws)
-    assert text(events) == "café \ud800 中文 😀"
+    assert text(events) == "café \ufffd 中文 😀"
+    run = await get_json(jp_fetch, "runs", events[0]["runId"])
+    assert run["message"] == "echo café \ufffd 中文 😀"
     ws.close()
 
 
