@@ -3,6 +3,7 @@
 // from Python is handled even before any view exists.
 import { fetchJson, HttpError, serverConfig, socketUrl } from "./config.js";
 import { activeRun, initialState, isTerminal, reduce, toMessages } from "./reducer.js";
+import { stats } from "./stats.js";
 import { ConnState, Transport } from "./transport.js";
 
 let localCounter = 0;
@@ -192,7 +193,11 @@ export class Controller {
     const run = activeRun(this.state);
     if (run) {
       if (run.runId) {
-        if (this.following !== run.runId && this.transport.isOpen) {
+        if (this.following === `local:${run.localId}`) {
+          // run_started came back on the socket that sent the start: the server already
+          // streams this run here. A resume would only make it replay what is in flight.
+          this.following = run.runId;
+        } else if (this.following !== run.runId && this.transport.isOpen) {
           this.transport.send({ runId: run.runId, lastEventId: run.lastEventId });
           this.following = run.runId;
         }
@@ -229,6 +234,8 @@ export class Controller {
     if (!this.inbox.length) return;
     const events = this.inbox;
     this.inbox = [];
+    stats.flushes += 1;
+    stats.events += events.length;
     this.dispatch({ type: "events", events });
     for (const run of this.state.runs) {
       if (run.gap && run.runId && this.transport.isOpen) {

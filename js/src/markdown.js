@@ -2,6 +2,8 @@
 import createDOMPurify from "dompurify";
 import MarkdownIt from "markdown-it";
 
+import { stats } from "./stats.js";
+
 const SAFE_LINK = /^(https?:|mailto:|#|\/(?!\/)|\.{0,2}\/)/i;
 const SAFE_IMAGE = /^https?:/i;
 
@@ -36,6 +38,8 @@ export function createMarkdown(window = globalThis.window) {
 let shared = null;
 export function renderMarkdown(text) {
   shared ??= createMarkdown();
+  stats.markdownRenders += 1;
+  stats.markdownChars += text?.length ?? 0;
   return shared.render(text);
 }
 

@@ -344,3 +344,20 @@ test("many deltas arriving together are applied in one state update", async () =
   assert.ok(updates <= 2, `expected one coalesced update, got ${updates}`);
   controller.dispose();
 });
+
+test("the socket that sent a start is not asked to resume that run once run_started arrives", async () => {
+  const server = new FakeServer();
+  const { controller } = make(server);
+  await until(() => controller.hydrated && server.socket?.readyState === 1, "ready");
+  controller.send("hello");
+  await until(() => server.frames.length === 1, "start frame");
+  const events = runEvents("r1");
+  server.socket.push(events[0]);
+  await until(() => controller.state.runs[0].runId === "r1", "run_started applied");
+  await tick();
+  for (const e of events.slice(1)) server.socket.push(e);
+  await until(() => controller.state.runs[0].status === "completed", "run end");
+  // The server follows a run on the socket that started it: a resume would make it replay.
+  assert.deepEqual(server.frames, [{ message: "hello", threadId: "t1" }]);
+  controller.dispose();
+});
