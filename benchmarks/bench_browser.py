@@ -1,0 +1,167 @@
+"""Front-end streaming cost in a real browser (figures, not a test).
+
+    .venv/bin/python benchmarks/bench_browser.py [--prompt "count 20000 delay 0"] [--repeats 2]
+
+Starts `jupyter lab` (offline demo agent) and headless Debian Chromium, displays a ChatWidget,
+streams one long answer into it and prints, for the time from Enter to the run's end:
+
+- main-thread work from CDP `Performance.getMetrics` (TaskDuration, ScriptDuration,
+  LayoutDuration, RecalcStyleDuration deltas) and the Long Tasks API (count, total, longest);
+- the widget's own counters (`window.__deltakitStats`, js/src/stats.js): flushes, events and
+  markdown renders, and from a requestAnimationFrame sampler the most markdown renders and
+  flushes seen in one animation frame (the design wants at most one flush per frame);
+- that the text shown equals the server's text exactly.
+Compare figures from one run; absolute times on this shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser.browserkit import Session, launch_chromium
+from browser.labproc import LabProcess
+from playwright.sync_api import sync_playwright
+
+WIDGET = "from deltakit_nb import ChatWidget\nChatWidget(height=480)"
+
+# Per animation frame: how many markdown renders and flushes happened since the last frame.
+SAMPLER = """() => {
+  const s = window.__deltakitStats;
+  window.__frames = [];
+  window.__stopFrames = false;
+  let last = { ...s };
+  const tick = () => {
+    const now = { ...s };
+    window.__frames.push([now.markdownRenders - last.markdownRenders, now.flushes - last.flushes,
+                          now.events - last.events]);
+    last = now;
+    if (!window.__stopFrames) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  window.__long = [];
+  window.__longObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__long.push(e.duration);
+  });
+  window.__longObserver.observe({ type: 'longtask' });
+}"""
+
+METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+def metrics(cdp: Any) -> dict[str, float]:
+    values = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {k: float(values.get(k, 0.0)) for k in METRICS}
+
+
+def calibrate(page: Any) -> bool:
+    """Check that the Long Tasks API reports in this browser: block the main thread once."""
+    return bool(
+        page.evaluate(
+            """() => new Promise((resolve) => {
+              const seen = [];
+              const obs = new PerformanceObserver((l) => seen.push(...l.getEntries()));
+              obs.observe({ type: 'longtask' });
+              setTimeout(() => {
+                const t = performance.now();
+                while (performance.now() - t < 120);
+              }, 0);
+              setTimeout(() => {
+                obs.disconnect();
+                resolve(seen.some((e) => e.duration >= 100));
+              }, 400);
+            })"""
+        )
+    )
+
+
+def one_run(session: Session, cdp: Any, prompt: str) -> dict[str, Any]:
+    page = session.page
+    session.wait_idle()
+    page.evaluate(SAMPLER)
+    stats0 = page.evaluate("() => ({ ...window.__deltakitStats })")
+    m0 = metrics(cdp)
+    t0 = time.perf_counter()
+    n = session.send(prompt)
+    run_id = session.wait_status("completed", timeout=300_000)
+    wall = time.perf_counter() - t0
+    m1 = metrics(cdp)
+    page.evaluate("() => { window.__stopFrames = true; window.__longObserver.disconnect(); }")
+    stats1 = page.evaluate("() => ({ ...window.__deltakitStats })")
+    frames = page.evaluate("() => window.__frames")
+    long_tasks = page.evaluate("() => window.__long")
+    shown = session.run_el(n).locator(".dk-assistant .dk-text").text_content() or ""
+    server = session.lab.run_text(run_id)
+    busy = [f for f in frames if f[0] or f[1]]
+    return {
+        "wall_s": wall,
+        "work_ms": {k: (m1[k] - m0[k]) * 1000 for k in METRICS},
+        "long_tasks": (len(long_tasks), sum(long_tasks), max(long_tasks, default=0.0)),
+        "stats": {k: stats1[k] - stats0[k] for k in stats1},
+        "frames": len(frames),
+        "busy_frames": len(busy),
+        "max_renders_per_frame": max((f[0] for f in frames), default=0),
+        "max_flushes_per_frame": max((f[1] for f in frames), default=0),
+        "mean_renders_per_busy_frame": statistics.mean(f[0] for f in busy) if busy else 0.0,
+        "chars": len(server),
+        "exact": shown.strip() == server.strip(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompt", default="count 20000 delay 0")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    lab = LabProcess(demo_delay=0.0)
+    print(f"jupyter lab up in {lab.start():.1f} s", flush=True)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                session = Session(page, lab)
+                lab.write_notebook("bench.ipynb", WIDGET)
+                session.open_lab("bench.ipynb")
+                session.run_cell(0)
+                session.wait_chat()
+                cdp = page.context.new_cdp_session(page)
+                cdp.send("Performance.enable")
+                session.send("echo warm-up")  # load markdown-it, DOMPurify, JIT
+                session.wait_status("completed")
+                print(f"long-task observer sees a planted 120 ms task: {calibrate(page)}")
+                print(f"prompt: {args.prompt!r}")
+                for i in range(args.repeats):
+                    r = one_run(session, cdp, args.prompt)
+                    w, st, lt = r["work_ms"], r["stats"], r["long_tasks"]
+                    print(
+                        f"run {i + 1}: {r['chars']} chars, {st['events']} events in "
+                        f"{r['wall_s']:.2f} s; text exact: {r['exact']}\n"
+                        f"  main thread: task {w['TaskDuration']:.0f} ms, script "
+                        f"{w['ScriptDuration']:.0f} ms, layout {w['LayoutDuration']:.0f} ms, "
+                        f"style {w['RecalcStyleDuration']:.0f} ms\n"
+                        f"  long tasks: {lt[0]} totalling {lt[1]:.0f} ms, longest {lt[2]:.0f} ms\n"
+                        f"  widget: {st['flushes']} flushes, {st['markdownRenders']} markdown "
+                        f"renders of {st['markdownChars'] / 1e6:.1f} M chars in total\n"
+                        f"  frames: {r['frames']} sampled, {r['busy_frames']} with widget work; "
+                        f"per frame: max {r['max_renders_per_frame']} markdown renders "
+                        f"(mean {r['mean_renders_per_busy_frame']:.2f} when busy), "
+                        f"max {r['max_flushes_per_frame']} flushes",
+                        flush=True,
+                    )
+            finally:
+                browser.close()
+    finally:
+        lab.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Real-browser acceptance tests (a package, so their lab and browser are package-scoped)."""
