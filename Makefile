@@ -9,7 +9,7 @@ JS_SRC := $(wildcard js/src/*.js js/src/*.css) js/package.json js/package-lock.j
 CHROMIUM := /usr/bin/chromium
 export AGNO_TELEMETRY ?= false
 
-.PHONY: dev test lint pytest jstest lab bench chromium clean
+.PHONY: dev test lint pytest jstest lab bench notebooks chromium clean
 
 dev: $(STAMP) $(JS_BUNDLE)
 
@@ -33,8 +33,8 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
 lint: dev
-	$(VENV)/bin/ruff check deltakit_nb tests benchmarks
-	$(VENV)/bin/ruff format --check deltakit_nb tests benchmarks
+	$(VENV)/bin/ruff check deltakit_nb tests benchmarks notebooks/refresh_outputs.py
+	$(VENV)/bin/ruff format --check deltakit_nb tests benchmarks notebooks/refresh_outputs.py
 	$(VENV)/bin/mypy
 
 jstest: $(JS_BUNDLE)
@@ -42,6 +42,7 @@ jstest: $(JS_BUNDLE)
 
 pytest: dev chromium
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -p no:cacheprovider --nbval-lax notebooks
 
 test: dev chromium lint jstest pytest
 
@@ -51,6 +52,12 @@ lab: dev
 bench: dev
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stream.py
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_browser.py
+
+# Re-run the example notebooks and save the outputs nbval checks.
+notebooks: dev
+	cd notebooks && ../$(PY) refresh_outputs.py *.ipynb
 
 clean:
 	rm -rf $(VENV) js/node_modules $(JS_BUNDLE)
