@@ -34,7 +34,31 @@ from agno.models.response import ModelResponse
 
 Chunk = dict[str, Any]
 
-_ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?(?:\s*[-+*/^%]\s*\(?-?\d+(?:\.\d+)?\)?)+)")
+_ARITHMETIC = re.compile(r"[-+(\d][\d\s.+\-*/^%()]*[\d)]")
+_BINARY_OP = re.compile(r"[\d)]\s*(?:\*\*|[-+*/^%])\s*[-+(\d]")
+
+
+def find_expression(text: str) -> str | None:
+    """The longest arithmetic expression in `text` with an operator in it, e.g. "2 ** 10 - 24"
+    or "(1+2)*3" (parentheses balanced), or None."""
+    best: str | None = None
+    for m in _ARITHMETIC.finditer(text):
+        candidate = m.group(0).strip()
+        while candidate.count("(") > candidate.count(")") and candidate.startswith("("):
+            candidate = candidate[1:].strip()  # "(see 2+2" → "2+2"
+        while candidate.count(")") > candidate.count("(") and candidate.endswith(")"):
+            candidate = candidate[:-1].strip()  # "2+2)" → "2+2"
+        if not _BINARY_OP.search(candidate):
+            continue
+        try:
+            ast.parse(candidate.replace("^", "**"), mode="eval")
+        except SyntaxError:
+            continue
+        if best is None or len(candidate) > len(best):
+            best = candidate
+    return best
+
+
 _OPS: dict[type, Any] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -147,8 +171,8 @@ class OfflineModel(Model):
             return _split(f"Earlier in this thread you said:\n\n{said}\n"), self.chunk_delay
         if "time" in text.lower().split() or "time?" in text.lower():
             return [_tool_call("current_time", "{}", len(messages))], self.chunk_delay
-        if m := _ARITHMETIC.search(text):
-            args = json.dumps({"expression": m.group(1).strip()})
+        if expression := find_expression(text):
+            args = json.dumps({"expression": expression})
             return [_tool_call("calculator", args, len(messages))], self.chunk_delay
         return self._answer(text), self.chunk_delay
 
