@@ -67,6 +67,7 @@ class AgentEntry:
     source: str = "config"  # "config", "model <spec>" or "entry point <distribution>"
     # Returns the target (an Agent or a factory) instead of load_object(spec) when set.
     loader: Callable[[], Any] | None = field(default=None, repr=False)
+    described: bool = field(default=False, repr=False)  # built once for its description
 
     def load(self) -> Any:
         if self.loader is None:
@@ -169,17 +170,19 @@ class AgentCatalog:
         if agent.db is None and self.history_db is not None:
             agent.db = self.history_db
             agent.add_history_to_context = True
-        if not entry.description:
-            entry.description = agent.description or ""
+        if not entry.described:
+            entry.description = entry.description or agent.description or ""
+            entry.described = True
         return agent
 
     def describe(self) -> list[dict[str, str]]:
         for entry in self.entries.values():
-            if not entry.description:
+            if not entry.described:  # build each agent once, for its description
                 try:
                     self.build(entry.name)
                 except AgentError as exc:
                     entry.description = f"(unavailable: {exc})"
+                    entry.described = True
         return [{"name": e.name, "description": e.description} for e in self.entries.values()]
 
 
