@@ -101,13 +101,25 @@ async def test_two_message_thread_across_restart(tmp_path: Path) -> None:
         await run_to_end(server, "echo my name is Ada", "t-hist")
         failed = await run_to_end(server, "fail", "t-hist")
         assert failed[-1]["type"] == "error"
+        ws = await connect(server)
+        await send(ws, {"message": "count 400 delay 0.02", "threadId": "t-hist"})
+        started = await recv_n(ws, 5)
+        await asyncio.to_thread(
+            server.request, f"/deltakit/jobs/{started[0]['runId']}/cancel", "POST"
+        )
+        stopped = started + await recv_until_terminal(ws)
+        ws.close()
+        assert stopped[-1] == {**stopped[-1], "type": "done", "status": "cancelled"}
     with JupyterProcess(tmp_path) as server:
         second = await run_to_end(server, "recall", "t-hist")
     assert "- echo my name is Ada" in text(second)
     assert "- fail" not in text(second), "a failed run must not enter the history"
-    # agno's own session: three runs, and the context it builds skips the failed one.
+    assert "- count" not in text(second), "a cancelled run must not enter the history"
+    # agno's own session: four runs, and the context it builds skips the failed and the
+    # cancelled one.
     session = history_session(tmp_path, "t-hist")
-    assert [r.status.value for r in session.runs] == ["COMPLETED", "ERROR", "COMPLETED"]
+    statuses = [r.status.value for r in session.runs]
+    assert statuses == ["COMPLETED", "ERROR", "CANCELLED", "COMPLETED"]
     context = [m.content for m in session.get_messages() if m.role == "user"]
     assert context == ["echo my name is Ada", "recall"]
 
