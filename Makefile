@@ -49,7 +49,7 @@ test: dev chromium lint jstest pytest
 lab: dev
 	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
 
-bench: dev
+bench: dev chromium
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_load.py

@@ -31,7 +31,8 @@ from jupyterproc import TOKEN, JupyterProcess, free_port
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-PEERS = ROOT.parent / "shared" / "peers"
+# The seed recipe as a runnable server (seed_recipe_server.py), next to this checkout by default.
+PEERS = Path(os.environ.get("DELTAKIT_SEED_PEERS", ROOT.parent / "shared" / "peers"))
 REPEATS = 3
 
 
@@ -203,6 +204,9 @@ def main() -> None:
         figures["deltakit_nb"] = measure_target(
             Target("deltakit_nb", server.ws_url, TOKEN), n, clients
         )
+    if not args.no_peer and not (PEERS / "seed_recipe_server.py").exists():
+        print(f"no seed recipe server at {PEERS} (set DELTAKIT_SEED_PEERS): measuring ours only")
+        args.no_peer = True
     if not args.no_peer:
         proc, port = start_peer()
         try:
