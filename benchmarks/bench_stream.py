@@ -159,9 +159,15 @@ def start_peer() -> tuple[subprocess.Popen[bytes], int]:
 def startup_overhead(repeats: int = 5) -> tuple[float, float]:
     """Median seconds until a Jupyter server answers, without and with the extension."""
     times: dict[bool, list[float]] = {False: [], True: []}
+    # As on a user's machine: bytecode caches on (a sandbox may set PYTHONDONTWRITEBYTECODE,
+    # which recompiles every module at every start); the first round writes them.
+    env = {"PYTHONDONTWRITEBYTECODE": ""}
+    for enabled in (False, True):
+        with JupyterProcess(extension=enabled, env=env):
+            pass
     for _ in range(repeats):
         for enabled in (False, True):
-            server = JupyterProcess(extension=enabled)
+            server = JupyterProcess(extension=enabled, env=env)
             times[enabled].append(server.start())
             server.stop()
     return statistics.median(times[False]), statistics.median(times[True])
@@ -204,6 +210,11 @@ def main() -> None:
         figures["deltakit_nb"] = measure_target(
             Target("deltakit_nb", server.ws_url, TOKEN), n, clients
         )
+    # The same server with persist off: no event store and no agno history db.
+    with JupyterProcess(None, "--DeltakitApp.persist=False") as server:
+        target = Target("deltakit_nb", server.ws_url, TOKEN)
+        asyncio.run(live(target, 200))
+        store_off = min(asyncio.run(live(target, n))[0] for _ in range(REPEATS))
     if not args.no_peer and not (PEERS / "seed_recipe_server.py").exists():
         print(f"no seed recipe server at {PEERS} (set DELTAKIT_SEED_PEERS): measuring ours only")
         args.no_peer = True
@@ -240,6 +251,11 @@ def main() -> None:
     ours = figures["deltakit_nb"]["live"]
     print(f"\nlive ÷ agno alone with history db:      {ours / alone_db:8.3f} ×")
     print(f"live ÷ agno alone, no db:               {ours / alone:8.3f} ×")
+    print(
+        f"live, persist off (no store, no history db): {store_off:.3f} s; "
+        f"persist on ÷ off: {ours / store_off:.3f} × "
+        f"(agno's own history db alone: {alone_db / alone:.3f} ×)"
+    )
     print(
         f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
         f"(+{(with_ext - without) * 1000:.0f} ms, median of 5)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
-from .protocol import Event, encode_run_event, encode_str
+from .protocol import Event, encode_run_event, encode_str, encode_text_delta
 
 Listener = Callable[[int, str], None]
 
@@ -41,6 +41,19 @@ class EventLog:
         for listener in self.listeners:
             listener(event_id, text)
         self._wake()
+        return event_id
+
+    def append_text(self, delta: str) -> int:
+        """`append(text_delta(delta))`, the hot path of every run, without the event dict."""
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        event_id = len(self._encoded)
+        text = encode_text_delta(delta, event_id, self._run_id_json)
+        self._encoded.append(text)
+        for listener in self.listeners:
+            listener(event_id, text)
+        if self._waiter is not None:
+            self._wake()
         return event_id
 
     def close(self) -> None:

@@ -176,11 +176,16 @@ def encode_run_event(event: Event, event_id: int, run_id: str, run_id_json: str)
     byte-for-byte the same text as `encode({**event, "eventId": …, "runId": …})`.
     """
     if event["type"] == "text_delta" and len(event) == 2:
-        return (
-            f'{{"type":"text_delta","delta":{encode_str(event["delta"])},'
-            f'"eventId":{event_id},"runId":{run_id_json}}}'
-        )
+        return encode_text_delta(event["delta"], event_id, run_id_json)
     return _encoder.encode({**event, "eventId": event_id, "runId": run_id})
+
+
+def encode_text_delta(delta: str, event_id: int, run_id_json: str) -> str:
+    """`encode_run_event(text_delta(delta), …)` without building the event dict."""
+    return (
+        f'{{"type":"text_delta","delta":{encode_str(delta)},'
+        f'"eventId":{event_id},"runId":{run_id_json}}}'
+    )
 
 
 def batch(encoded: list[str]) -> str:

@@ -216,9 +216,15 @@ class RunRegistry:
                 session_id=run.thread_id,
             )
             count = 0
+            events, plain_text = run.log, adapter.plain_text
             async for event in stream:
-                for out in adapter.translate(event):
-                    run.log.append(out)
+                text = plain_text(event)
+                if text is not None:
+                    if text:
+                        events.append_text(text)
+                else:
+                    for out in adapter.translate(event):
+                        events.append(out)
                 count += 1
                 if count % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
