@@ -46,8 +46,14 @@ pytest: dev chromium
 
 test: dev chromium lint jstest pytest
 
+# JupyterLab with nothing that calls an outside host (no news feed, update check or PyPI
+# extension manager); --allow-root only where it is needed (a container or CI as root).
+LAB_FLAGS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+	--LabApp.extension_manager=readonly
+
 lab: dev
-	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab notebooks/quickstart.ipynb
+	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab $(LAB_FLAGS) \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
 
 bench: dev chromium
 	$(PY) -m pip install -q -e ".[bench]"

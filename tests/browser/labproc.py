@@ -116,6 +116,10 @@ class LabProcess:
             f"--ServerApp.base_url={self.base_url}",
             f"--LabApp.workspaces_dir={self.tmp / 'workspaces'}",
             "--LabApp.expose_app_in_browser=True",
+            # Nothing may call an outside host: no news feed, update check or PyPI manager.
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
             "--JupyterNotebookApp.expose_app_in_browser=True",
             f"--DeltakitApp.data_dir={self.tmp / 'deltakit'}",
             f"--DeltakitApp.agents={json.dumps(AGENTS)}",
