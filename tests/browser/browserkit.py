@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Locator, Page, Playwright
 
 from .labproc import CHROMIUM, CHROMIUM_ARGS, LabProcess
 
 TIMEOUT_MS = 30_000
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # True once the current document's kernel is connected: the first Shift+Enter is lost if it is
@@ -34,10 +36,13 @@ def open_session(browser: Browser, lab: LabProcess) -> Iterator[Session]:
     """A fresh browser context and page on `lab`; the server's kernels are shut down after."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     try:
-        yield Session(context.new_page(), lab)
+        session = Session(context.new_page(), lab)
+        yield session
     finally:
         context.close()
         lab.shutdown_kernels()
+    # Nothing in the page (JupyterLab, the widget, a payload) may call an outside host.
+    assert not session.outside, f"requests to outside hosts: {session.outside}"
 
 
 class Session:
@@ -52,6 +57,18 @@ class Session:
         page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
         page.on("dialog", self._dialog)
+        self.outside: list[str] = []
+        self._watch(page)
+        page.context.on("page", self._watch)  # Notebook 7 opens notebooks in new tabs
+
+    def _watch(self, page: Page) -> None:
+        page.on("request", self._request)
+        page.on("websocket", self._request)
+
+    def _request(self, request: Any) -> None:
+        url = urlsplit(request.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in LOCAL_HOSTS:
+            self.outside.append(request.url)
 
     def _dialog(self, dialog: Any) -> None:
         # beforeunload ("leave the page?") is expected when reloading a dirty notebook; any other

@@ -134,3 +134,9 @@ def test_xss_corpus_renders_inert_and_readable(session: Session) -> None:
     )
     session.page.wait_for_function("() => window.__pwned === 1")
     assert session.page.evaluate(AUDIT, 0) != []
+    # ...and so can the outside-host watch every session has: a planted image load is seen.
+    assert session.outside == []
+    session.page.evaluate("() => { new Image().src = 'http://192.0.2.1/planted.png'; }")
+    session.page.wait_for_timeout(500)
+    assert session.outside == ["http://192.0.2.1/planted.png"]
+    session.outside.clear()

