@@ -131,6 +131,17 @@ def _split(text: str, size: int = 6) -> list[Chunk]:
     return [{"text": text[i : i + size]} for i in range(0, len(text), size)]
 
 
+def _markdown_sections(n: int) -> str:
+    """A long markdown answer (n sections of headings, paragraphs, lists and code) for
+    streaming benchmarks."""
+    return "\n".join(
+        f"## Section {i}\n\nSome *text* with **bold**, `code` and a "
+        f"[link](https://example.org/{i}).\n\n- item a{i}\n- item b{i}\n\n"
+        f"```python\nx = {i}\n```\n"
+        for i in range(1, n + 1)
+    )
+
+
 def _tool_call(name: str, arguments: str, n: int) -> Chunk:
     call = {"id": f"call_{n}_{name}", "type": "function"}
     call["function"] = {"name": name, "arguments": arguments}  # type: ignore[assignment]
@@ -155,6 +166,8 @@ class OfflineModel(Model):
             return self._after_tool(messages), self.chunk_delay
         if m := re.fullmatch(r"bench (\d+)", text):
             return [{"text": "tok "} for _ in range(int(m.group(1)))], self.chunk_delay
+        if m := re.fullmatch(r"markdown (\d+)", text):
+            return _split(_markdown_sections(int(m.group(1))), 4), self.chunk_delay
         if m := re.fullmatch(r"count (\d+)(?: delay (\d+(?:\.\d+)?))?", text):
             n, delay = int(m.group(1)), m.group(2)
             chunks = [{"text": f"{i} "} for i in range(1, n + 1)]

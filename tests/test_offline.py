@@ -44,3 +44,15 @@ async def test_power_prompt_runs_through_agno_with_the_right_result() -> None:
         ("calculator", {"expression": "2 ** 10 - 24"}, "1000")
     ]
     assert "1000" in str(output.content)
+
+
+async def test_markdown_prompt_streams_n_sections_in_small_chunks() -> None:
+    agent = demo_agent(chunk_delay=0)
+    chunks = [
+        e.content
+        async for e in agent.arun("markdown 3", stream=True, stream_events=True)
+        if e.event == "RunContent" and e.content
+    ]
+    text = "".join(chunks)
+    assert text.count("## Section ") == 3 and text.count("```python") == 3
+    assert max(len(c) for c in chunks) == 4

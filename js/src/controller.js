@@ -31,6 +31,9 @@ export class Controller {
     this.listeners = new Set();
     this.inbox = [];
     this.flushScheduled = false;
+    this.flushTimer = null;
+    this.flushCost = 0; // ms the last flush took (state update and render)
+    this.lastFlushEnd = 0;
     this.hydrated = false;
     this.syncing = null;
     this.syncAgain = false;
@@ -224,19 +227,33 @@ export class Controller {
     this.inbox.push(...events);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      this.schedule(() => this.flush());
+      // Applying events re-renders the open markdown block, which grows with a long answer.
+      // Once a flush costs more than a few ms, leave the page twice that long to itself
+      // before the next one (at most MAX_FLUSH_GAP_MS, so that one flush never has to catch
+      // up with a long stretch of stream): typing, scrolling and other cells stay responsive.
+      const gap = Math.min(2 * this.flushCost, MAX_FLUSH_GAP_MS);
+      const wait = this.lastFlushEnd + gap - now();
+      if (this.flushCost > 4 && wait > 0) {
+        this.flushTimer = setTimeout(() => this.schedule(() => this.flush()), wait);
+      } else {
+        this.schedule(() => this.flush());
+      }
     }
   }
 
   // Applied at most once per animation frame, however many deltas arrived.
   flush() {
     this.flushScheduled = false;
-    if (!this.inbox.length) return;
+    if (!this.inbox.length || this.disposed) return;
     const events = this.inbox;
     this.inbox = [];
     stats.flushes += 1;
     stats.events += events.length;
+    const started = now();
     this.dispatch({ type: "events", events });
+    this.lastFlushEnd = now();
+    this.flushCost = this.lastFlushEnd - started;
+    stats.flushMs += this.flushCost;
     for (const run of this.state.runs) {
       if (run.gap && run.runId && this.transport.isOpen) {
         this.transport.send({ runId: run.runId, lastEventId: run.lastEventId });
@@ -331,11 +348,15 @@ export class Controller {
   dispose() {
     this.disposed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.flushTimer);
     this.model.off("change:_requests", this.onRequests);
     this.transport.close();
     this.listeners.clear();
   }
 }
+
+const MAX_FLUSH_GAP_MS = 50;
+const now = () => globalThis.performance?.now() ?? Date.now();
 
 function defaultSchedule(fn) {
   // requestAnimationFrame does not fire in a hidden tab; the timer keeps the run moving there.

@@ -36,7 +36,40 @@ export function createMarkdown(window = globalThis.window) {
     render(text) {
       return purify.sanitize(md.render(text ?? ""), options);
     },
+    // One parse of `text`, rendered in two parts: the top-level blocks that end before offset
+    // `cut` (settled), and the rest. Returns [settledHtml, restHtml, restStart]; restStart is
+    // `cut`, or earlier when a block (a loose list, say) goes on past `cut`: it stays whole in
+    // the rest.
+    renderSplit(text, cut) {
+      const tokens = md.parse(text, {});
+      const cutLine = lineCount(text, cut);
+      let split = tokens.length;
+      let restLine = null;
+      for (let i = 0; i < tokens.length; i++) {
+        const t = tokens[i];
+        if (t.level === 0 && t.map && t.nesting !== -1 && t.map[1] > cutLine) {
+          split = i;
+          restLine = t.map[0];
+          break;
+        }
+      }
+      const restStart = restLine === null || restLine >= cutLine ? cut : lineOffset(text, restLine);
+      const html = (part) => purify.sanitize(md.renderer.render(part, md.options, {}), options);
+      return [html(tokens.slice(0, split)), html(tokens.slice(split)), restStart];
+    },
   };
+}
+
+function lineCount(text, end) {
+  let n = 0;
+  for (let i = text.indexOf("\n"); i >= 0 && i < end; i = text.indexOf("\n", i + 1)) n += 1;
+  return n;
+}
+
+function lineOffset(text, line) {
+  let pos = 0;
+  for (let n = 0; n < line; n++) pos = text.indexOf("\n", pos) + 1;
+  return pos;
 }
 
 let shared = null;
@@ -44,7 +77,21 @@ export function renderMarkdown(text) {
   shared ??= createMarkdown();
   stats.markdownRenders += 1;
   stats.markdownChars += text?.length ?? 0;
-  return shared.render(text);
+  const started = performance.now();
+  const html = shared.render(text);
+  stats.markdownMs += performance.now() - started;
+  return html;
+}
+
+// renderSplit of the shared renderer: one markdown render, counted as one.
+export function renderMarkdownSplit(text, cut) {
+  shared ??= createMarkdown();
+  stats.markdownRenders += 1;
+  stats.markdownChars += text.length;
+  const started = performance.now();
+  const parts = shared.renderSplit(text, cut);
+  stats.markdownMs += performance.now() - started;
+  return parts;
 }
 
 // Where the settled part of a streaming text ends: after its last blank line that is not

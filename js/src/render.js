@@ -1,6 +1,6 @@
 // DOM for one view. Everything from the model or the server goes in through textContent,
 // except markdown, which goes through markdown.js (html:false + DOMPurify).
-import { renderMarkdown, stableSplit } from "./markdown.js";
+import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
 import { activeRun, isTerminal } from "./reducer.js";
 
 const LONG_RESULT_CHARS = 600;
@@ -255,27 +255,40 @@ export class ChatView {
     } else this.updateTool(slot.el, part, done);
   }
 
-  // While streaming, the settled paragraphs are rendered once and only the open tail block
-  // is re-rendered per frame; the finished text is rendered once, whole.
+  // While streaming, the settled blocks are rendered once (appended to the head) and only the
+  // open tail is re-rendered per frame. When the stream ends only the tail is rendered again:
+  // a whole render of a long answer would be one long task (hundreds of ms for 80 KB). A text
+  // that arrives finished (a reload, a reopened notebook) is rendered once, whole.
   updateText(slot, value, streaming) {
     const el = slot.el;
     if (!streaming) {
-      el.innerHTML = renderMarkdown(value); // sanitised by DOMPurify in markdown.js
+      if (slot.head && value.length >= slot.tailStart) {
+        slot.tail.innerHTML = renderMarkdown(value.slice(slot.tailStart));
+      } else {
+        el.innerHTML = renderMarkdown(value); // sanitised by DOMPurify in markdown.js
+      }
       slot.head = slot.tail = null;
       return;
     }
     if (!slot.head) {
       slot.head = h("div", "dk-md-head");
       slot.tail = h("div", "dk-md-tail");
-      slot.headLength = -1;
+      slot.cut = 0; // stableSplit(value) when last seen
+      slot.tailStart = 0; // where the tail's text starts; the head holds what is before it
       el.replaceChildren(slot.head, slot.tail);
     }
     const cut = stableSplit(value);
-    if (cut !== slot.headLength) {
-      slot.head.innerHTML = renderMarkdown(value.slice(0, cut));
-      slot.headLength = cut;
+    const rest = value.slice(slot.tailStart);
+    if (cut !== slot.cut) {
+      // Blocks settled: one render of the text after the head moves them into the head.
+      const [settled, tail, start] = renderMarkdownSplit(rest, cut - slot.tailStart);
+      slot.head.insertAdjacentHTML("beforeend", settled); // sanitised by DOMPurify
+      slot.tail.innerHTML = tail;
+      slot.tailStart += start;
+      slot.cut = cut;
+    } else {
+      slot.tail.innerHTML = renderMarkdown(rest);
     }
-    slot.tail.innerHTML = renderMarkdown(value.slice(cut));
   }
 
   updateTool(card, part, done) {

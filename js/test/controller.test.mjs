@@ -361,3 +361,41 @@ test("the socket that sent a start is not asked to resume that run once run_star
   assert.deepEqual(server.frames, [{ message: "hello", threadId: "t1" }]);
   controller.dispose();
 });
+
+test("an expensive render spaces the next flush out, and nothing is lost", async () => {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r1", message: "q", status: "running", events: runEvents("r1").slice(0, 1) });
+  const scheduled = [];
+  const controller = new Controller(fakeModel(), {
+    cfg,
+    WebSocketImpl: server.WebSocket,
+    fetchImpl: server.fetch,
+    schedule: (fn) => {
+      scheduled.push(fn);
+      setTimeout(fn, 0);
+    },
+    backoff: { initial: 2, max: 5 },
+  });
+  await until(() => server.frames.length === 1, "resume");
+  // A view whose render takes 12 ms (as a long markdown block would).
+  controller.subscribe(() => {
+    const end = performance.now() + 12;
+    while (performance.now() < end);
+  });
+  const rest = runEvents("r1").slice(1);
+  server.socket.push(rest[0]);
+  await until(() => controller.flushCost >= 12, "one expensive flush");
+  const before = scheduled.length;
+  server.socket.push(rest[1]);
+  // Not scheduled for the next frame: a timer waits out twice the last flush's cost first.
+  assert.equal(scheduled.length, before);
+  assert.ok(controller.flushTimer !== null);
+  for (const e of rest.slice(2)) server.socket.push(e);
+  await until(() => controller.state.runs[0].status === "completed", "run end");
+  assert.equal(scheduled.length > before, true);
+  assert.deepEqual(
+    controller.state.runs[0].parts.filter((p) => p.kind === "text").map((p) => p.text).join(""),
+    rest.filter((e) => e.type === "text_delta").map((e) => e.delta).join(""),
+  );
+  controller.dispose();
+});

@@ -85,3 +85,52 @@ test("rendering the stable prefix and the tail separately matches for plain para
   const cut = stableSplit(t);
   assert.equal(md.render(t.slice(0, cut)) + md.render(t.slice(cut)), md.render(t));
 });
+
+test("renderSplit: settled blocks and the rest from one parse, equal to rendering each part", () => {
+  const text = "# Title\n\nA *paragraph*.\n\n```js\nx\n\ny\n```\n\nstill wri";
+  const cut = stableSplit(text);
+  const [settled, rest, start] = md.renderSplit(text, cut);
+  assert.equal(start, cut);
+  assert.equal(settled, md.render(text.slice(0, cut)));
+  assert.equal(rest, md.render(text.slice(cut)));
+  assert.equal(settled + rest, md.render(text));
+});
+
+test("renderSplit: a block that goes on past the cut (a loose list) stays whole in the rest", () => {
+  const text = "Intro.\n\n- one\n\n- two\n- thr";
+  const cut = stableSplit(text); // after "- one\n\n"
+  assert.equal(text.slice(cut), "- two\n- thr");
+  const [settled, rest, start] = md.renderSplit(text, cut);
+  assert.equal(text.slice(start), "- one\n\n- two\n- thr");
+  assert.equal(settled, md.render("Intro.\n"));
+  assert.equal(rest, md.render(text.slice(start)));
+  assert.equal(dom(rest).querySelectorAll("ul").length, 1);
+});
+
+test("streamed in small pieces, head + tail always show what a whole render shows", async () => {
+  // The steps of render.js's updateText, on strings.
+  globalThis.window ??= window;
+  const { renderMarkdownSplit, renderMarkdown } = await import("../src/markdown.js");
+  const text =
+    "## Plan\n\nFirst **bold** step.\n\n1. one\n\n2. two\n\n```py\na = 1\n\nb = 2\n```\n\n> quote\n\nend";
+  let tailStart = 0;
+  let lastCut = 0;
+  let head = "";
+  for (let n = 1; n <= text.length; n += 3) {
+    const value = text.slice(0, n);
+    const cut = stableSplit(value);
+    let tail;
+    if (cut !== lastCut) {
+      const [settled, t, start] = renderMarkdownSplit(value.slice(tailStart), cut - tailStart);
+      head += settled;
+      tail = t;
+      tailStart += start;
+      lastCut = cut;
+    } else {
+      tail = renderMarkdown(value.slice(tailStart));
+    }
+    const shown = dom(head + tail).textContent.replace(/\s+/g, " ");
+    const whole = dom(md.render(value)).textContent.replace(/\s+/g, " ");
+    assert.equal(shown, whole, `after ${n} chars`);
+  }
+});

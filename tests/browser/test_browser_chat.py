@@ -38,6 +38,21 @@ def test_typed_message_streams_in_as_markdown(session: Session) -> None:
     assert "offline demo model" in session.lab.run_text(run_id)
 
 
+def test_a_long_markdown_answer_streams_in_whole(session: Session) -> None:
+    """Settled blocks move into the rendered head while the tail streams: at the end every
+    block of the server's text is there once, in order."""
+    open_chat(session, "long.ipynb")
+    n = session.send("markdown 20")
+    run_id = session.wait_status("completed")
+    text = session.run_el(n).locator(".dk-assistant .dk-text")
+    headings = text.locator("h2").all_inner_texts()
+    assert headings == [f"Section {i}" for i in range(1, 21)]
+    assert text.locator("li").count() == 40
+    codes = text.locator("pre > code").all_text_contents()
+    assert codes == [f"x = {i}\n" for i in range(1, 21)]
+    assert session.lab.run_text(run_id).count("## Section") == 20
+
+
 def test_tool_call_card_shows_name_arguments_and_result(session: Session) -> None:
     open_chat(session, "tools.ipynb")
     n = session.send("what is 12 * (3 + 4)?")
