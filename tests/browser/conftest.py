@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from .browserkit import Session, launch_chromium, open_session
-from .labproc import LabProcess
+from .labproc import LabProcess, running_lab
 
 
 # Playwright's sync API marks its own asyncio loop as this thread's running loop between calls.
@@ -32,12 +32,8 @@ def jp_server_cleanup() -> None:
 
 @pytest.fixture(scope="package")
 def lab() -> Iterator[LabProcess]:
-    proc = LabProcess()
-    try:
-        proc.start()
+    with running_lab() as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="package")

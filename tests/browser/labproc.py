@@ -11,16 +11,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyterproc import free_port  # tests/ is on the path (pytest's rootdir, the benchmarks)
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "browser-test-token"
@@ -37,12 +39,6 @@ CHROMIUM_ARGS = [
 # Agents the browser tests use: the offline demo, and one that puts the XSS corpus in every
 # channel a model controls (text, reasoning, tool names, tool arguments, tool results).
 AGENTS = {"demo": "deltakit_nb.offline:demo_agent", "xss": "xss_agents:xss_agent"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LabProcess:
@@ -210,3 +206,14 @@ class LabProcess:
         """Delete every session, which shuts its kernel down (the notebook stays on disk)."""
         for s in self.sessions():
             self.request(f"api/sessions/{s['id']}", method="DELETE")
+
+
+@contextmanager
+def running_lab(**kwargs: Any) -> Iterator[LabProcess]:
+    """A started LabProcess(**kwargs), stopped (and its folder removed) on the way out."""
+    proc = LabProcess(**kwargs)
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()

@@ -9,17 +9,13 @@ import pytest
 from playwright.sync_api import Browser
 
 from .browserkit import ARTIFACTS, Session, open_session
-from .labproc import LabProcess
+from .labproc import LabProcess, running_lab
 
 
 @pytest.fixture(scope="module")
 def bare_lab() -> Iterator[LabProcess]:
-    proc = LabProcess(extra_args=["--ServerApp.jpserver_extensions=deltakit_nb=False"])
-    try:
-        proc.start()
+    with running_lab(extra_args=["--ServerApp.jpserver_extensions=deltakit_nb=False"]) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

@@ -9,19 +9,15 @@ import pytest
 from playwright.sync_api import Browser
 
 from .browserkit import Session, open_session
-from .labproc import TOKEN, LabProcess
+from .labproc import TOKEN, LabProcess, running_lab
 
 WIDGET = "from deltakit_nb import ChatWidget\nChatWidget(height=360)"
 
 
 @pytest.fixture(scope="module")
 def alice() -> Iterator[LabProcess]:
-    proc = LabProcess(base_url="/user/alice/")
-    try:
-        proc.start()
+    with running_lab(base_url="/user/alice/") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
