@@ -26,6 +26,7 @@ log = logging.getLogger("deltakit_nb")
 # Hand the event loop back to the sockets every so many agno events, so that a model that
 # never awaits (an offline one, a cached one) cannot starve the readers of a long run.
 YIELD_EVERY = 64
+AGE_PRUNE_EVERY = 3600.0  # seconds between age-retention passes while the server runs
 # Finished runs kept in memory for fast replay when a store holds them all anyway.
 MEMORY_RUNS = 64
 
@@ -104,6 +105,10 @@ class RunRegistry:
         self.retention = retention or Retention()
         self._runs: dict[str, Run] = {}
         self._stopping = False
+        # Age retention runs at start and then at most every `age_prune_every` seconds, after
+        # a run ends (it looks at every thread; the per-thread limit is applied every time).
+        self.age_prune_every = AGE_PRUNE_EVERY
+        self._age_pruned_at = time.monotonic()
         if store is not None:
             interrupted = store.recover_interrupted()
             if interrupted:
@@ -240,15 +245,26 @@ class RunRegistry:
         run.status = adapter.status or RunStatus.COMPLETED
         run.finished_at = time.time()
         run.log.close()
+        max_age = self.retention.max_age_seconds
+        age_due = max_age > 0 and time.monotonic() - self._age_pruned_at >= self.age_prune_every
+        if age_due:
+            self._age_pruned_at = time.monotonic()
         if self.store is not None:
             self.store.save_run(run.summary())
-            if self.retention.runs_per_thread:
-                self.store.prune(self.retention.runs_per_thread, 0, run.thread_id)
-        self._forget_old(run.thread_id)
+            if self.retention.runs_per_thread or age_due:
+                self.store.prune(
+                    self.retention.runs_per_thread, max_age if age_due else 0, run.thread_id
+                )
+        self._forget_old(run.thread_id, max_age if age_due else 0)
 
-    def _forget_old(self, thread_id: str) -> None:
-        """Apply retention to the runs held in memory; with a store, also drop the oldest
-        finished runs beyond MEMORY_RUNS (the store serves them when asked)."""
+    def _forget_old(self, thread_id: str, max_age: float = 0) -> None:
+        """Apply retention to the runs held in memory (older than `max_age` seconds, when
+        given, in every thread); with a store, also drop the oldest finished runs beyond
+        MEMORY_RUNS (the store serves them when asked)."""
+        if max_age > 0:
+            cutoff = time.time() - max_age
+            for old in [r for r in self._runs.values() if r.done and r.created_at < cutoff]:
+                del self._runs[old.id]
         keep = self.retention.runs_per_thread
         if keep:
             finished = [r for r in self.runs(thread_id) if r.done]
