@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
@@ -135,7 +134,7 @@ class RunRegistry:
         self._runs[run.id] = run
         if self.store is not None:
             self.store.save_run(run.summary())
-            run.log.listeners.append(partial(self.store.save_event, run.id))
+            self.store.follow(run.id, run.log)
         run.log.append(protocol.run_started(run.id, run.thread_id, agent))
         run.task = asyncio.create_task(self._execute(run), name=f"deltakit-run-{run.id}")
         return run

@@ -16,8 +16,9 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import protocol
 from .protocol import RunStatus
@@ -49,6 +50,15 @@ RUN_COLUMNS = ("id", "thread_id", "agent", "message", "status", "created_at", "f
 
 class StoreError(RuntimeError):
     pass
+
+
+class FollowedLog(Protocol):
+    """What the store reads of a run's event log (deltakit_nb.eventlog.EventLog)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def encoded(self) -> list[str]: ...
 
 
 @dataclass
@@ -106,6 +116,12 @@ class EventStore:
     def save_event(self, run_id: str, event_id: int, text: str) -> None:
         self._put(("event", (run_id, event_id, text)))
 
+    def follow(self, run_id: str, events: FollowedLog) -> None:
+        """Persist the events of a live run as they are appended to `events` (its log), until
+        the log is closed. The writer thread takes them from the log itself every batch, so
+        the streaming path pays nothing per event for the store."""
+        self._put(("follow", (run_id, events)))
+
     def delete_thread(self, thread_id: str) -> None:
         self._put(("delete_thread", thread_id))
 
@@ -139,9 +155,11 @@ class EventStore:
             self._kick.set()
 
     def _write_loop(self) -> None:
+        followed: dict[str, tuple[FollowedLog, int]] = {}  # run id -> (log, events written)
         while True:
             self._idle = True
-            if self._queue.empty():  # checked after _idle is set: a put cannot slip between
+            # Checked after _idle is set, so a put cannot slip between; live logs are polled.
+            if self._queue.empty() and not followed:
                 self._kick.wait()
             self._kick.clear()
             self._idle = False
@@ -152,6 +170,7 @@ class EventStore:
                     ops.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            ops = self._with_pulled_events(ops, followed)
             waiters = [arg for kind, arg in ops if kind == "flush"]
             writes = [op for op in ops if op[0] not in ("flush", "stop")]
             try:
@@ -174,6 +193,38 @@ class EventStore:
                 self._write.close()
                 return
 
+    def _with_pulled_events(
+        self, ops: list[tuple[str, Any]], followed: dict[str, tuple[FollowedLog, int]]
+    ) -> list[tuple[str, Any]]:
+        """`ops` in order, with the followed logs' new events written before each delete or
+        prune (so what they remove is gone for good) and at the end."""
+        out: list[tuple[str, Any]] = []
+        for kind, arg in ops:
+            if kind == "follow":
+                followed[arg[0]] = (arg[1], 0)
+                continue
+            if kind in ("delete_thread", "prune"):
+                out += self._pull(followed)
+            out.append((kind, arg))
+        return out + self._pull(followed)
+
+    @staticmethod
+    def _pull(followed: dict[str, tuple[FollowedLog, int]]) -> list[tuple[str, Any]]:
+        """The events appended to the followed logs since the last pull, as row batches;
+        closed logs are done with once pulled. (Reading a list another thread appends to is
+        safe under the GIL; `closed` is read first, so a closed log has nothing left after.)"""
+        ops: list[tuple[str, Any]] = []
+        for run_id, (events, written) in list(followed.items()):
+            closed = events.closed
+            new = events.encoded()[written:]
+            if new:
+                ids = range(written, written + len(new))
+                ops.append(("rows", list(zip(repeat(run_id), ids, new, strict=False))))
+                followed[run_id] = (events, written + len(new))
+            if closed:
+                del followed[run_id]
+        return ops
+
     def _apply(self, ops: list[tuple[str, Any]]) -> None:
         if not ops:
             return
@@ -184,6 +235,9 @@ class EventStore:
             for kind, arg in ops:
                 if kind == "event":
                     events.append(arg)
+                    continue
+                if kind == "rows":
+                    events += arg
                     continue
                 if events:
                     conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
