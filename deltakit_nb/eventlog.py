@@ -8,11 +8,9 @@ its own pace, and a reader that has fallen behind gets its backlog in one batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from .protocol import Event, encode_run_event, encode_str, encode_text_delta
-
-Listener = Callable[[int, str], None]
 
 
 class EventLog:
@@ -22,7 +20,6 @@ class EventLog:
         self._encoded: list[str] = list(encoded or [])
         self._closed = closed
         self._waiter: asyncio.Future[None] | None = None
-        self.listeners: list[Listener] = []
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -38,8 +35,6 @@ class EventLog:
         event_id = len(self._encoded)
         text = encode_run_event(event, event_id, self.run_id, self._run_id_json)
         self._encoded.append(text)
-        for listener in self.listeners:
-            listener(event_id, text)
         self._wake()
         return event_id
 
@@ -50,8 +45,6 @@ class EventLog:
         event_id = len(self._encoded)
         text = encode_text_delta(delta, event_id, self._run_id_json)
         self._encoded.append(text)
-        for listener in self.listeners:
-            listener(event_id, text)
         if self._waiter is not None:
             self._wake()
         return event_id

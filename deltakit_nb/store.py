@@ -1,9 +1,9 @@
 """The durable event store: runs and their events in SQLite (WAL), written off the event loop.
 
-Writes are queued (a put per event, nothing else on the streaming path) and a writer thread
-commits whatever has piled up in one transaction. Reads are blocking calls: run them in a
-thread. The store holds the encoded event texts exactly as they were sent, so a replay after a
-restart is byte-for-byte the original.
+Writes are queued; a live run's events are not even queued: the writer thread takes them from
+the run's log itself and commits whatever has piled up in one transaction per batch. Reads are
+blocking calls: run them in a thread. The store holds the encoded event texts exactly as they
+were sent, so a replay after a restart is byte-for-byte the original.
 """
 
 from __future__ import annotations
@@ -113,9 +113,6 @@ class EventStore:
         row = (summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)
         self._put(("run", tuple(protocol.clean_text(v) if isinstance(v, str) else v for v in row)))
 
-    def save_event(self, run_id: str, event_id: int, text: str) -> None:
-        self._put(("event", (run_id, event_id, text)))
-
     def follow(self, run_id: str, events: FollowedLog) -> None:
         """Persist the events of a live run as they are appended to `events` (its log), until
         the log is closed. The writer thread takes them from the log itself every batch, so
@@ -176,7 +173,12 @@ class EventStore:
             try:
                 self._apply(writes)
             except Exception:  # the writer must outlive any bad write: retry one by one
-                for op in writes:
+                singles = [
+                    ("rows", [row]) if kind == "rows" else (kind, arg)
+                    for kind, arg in writes
+                    for row in (arg if kind == "rows" else [None])
+                ]
+                for op in singles:
                     try:
                         self._apply([op])
                     except Exception as exc:
@@ -233,9 +235,6 @@ class EventStore:
         try:
             events: list[tuple[str, int, str]] = []
             for kind, arg in ops:
-                if kind == "event":
-                    events.append(arg)
-                    continue
                 if kind == "rows":
                     events += arg
                     continue

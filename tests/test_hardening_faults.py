@@ -291,14 +291,15 @@ def test_lone_surrogate_in_a_message_does_not_kill_the_store(tmp_path: Any) -> N
 
 
 def test_one_unwritable_write_loses_only_itself(tmp_path: Any) -> None:
+    from types import SimpleNamespace
+
     from deltakit_nb.store import open_store
 
     store = open_store(tmp_path / "runs.sqlite")
     assert store is not None
     try:
-        store.save_event("r", 0, '{"eventId": 0}')
-        store.save_event("r", 1, "\ud800 cannot be UTF-8")  # the store's encoder refuses it
-        store.save_event("r", 2, '{"eventId": 2}')
+        texts = ['{"eventId": 0}', "\ud800 cannot be UTF-8", '{"eventId": 2}']  # 1 is refused
+        store.follow("r", SimpleNamespace(closed=True, encoded=lambda: texts))
         assert store.flush(5.0)
         assert store._writer.is_alive()
         assert store.write_errors == 1

@@ -262,7 +262,7 @@ export class ChatView {
   updateText(slot, value, streaming) {
     const el = slot.el;
     if (!streaming) {
-      if (slot.head && value.length >= slot.tailStart) {
+      if (slot.head) {
         slot.tail.innerHTML = renderMarkdown(value.slice(slot.tailStart));
       } else {
         el.innerHTML = renderMarkdown(value); // sanitised by DOMPurify in markdown.js

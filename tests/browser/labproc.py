@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyterproc import free_port  # tests/ is on the path (pytest's rootdir, the benchmarks)
+from jupyterproc import (  # tests/ is on the path (pytest's rootdir, the benchmarks)
+    free_port,
+    terminate,
+)
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "browser-test-token"
@@ -139,13 +141,7 @@ class LabProcess:
         raise TimeoutError(f"jupyter lab did not answer in {timeout} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None
