@@ -39,20 +39,6 @@ class AgnoAdapter:
     def __init__(self) -> None:
         self.status: RunStatus | None = None
 
-    def plain_text(self, event: Any) -> str | None:
-        """The text of a RunContent event that is only text (what most events are), or None
-        when `translate` must look at it. For such an event `translate` returns
-        `[text_delta(text)]`, or `[]` for an empty text."""
-        if (
-            self.status is None
-            and getattr(event, "event", None) == "RunContent"
-            and not getattr(event, "reasoning_content", None)
-        ):
-            content = getattr(event, "content", None)
-            if type(content) is str:
-                return content
-        return None
-
     def translate(self, event: Any) -> list[Event]:
         if self.status is not None:
             return []

@@ -3,6 +3,11 @@
 Each event is serialised once, on append, and the text is reused for every reader, every
 replay and the store. Readers never block the writer: each one reads from its own cursor at
 its own pace, and a reader that has fallen behind gets its backlog in one batch.
+
+Plain text deltas, most of a run's events, can take a cheaper way in: the run's loop puts the
+bare text in `texts` and schedules `flush` (loop.call_soon) when that list was empty; `flush`
+gives the waiting texts their ids and encodes them in one go, before anything else that was
+scheduled after them runs. `append` and `close` flush first, so ids follow arrival order.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ class EventLog:
         self._encoded: list[str] = list(encoded or [])
         self._closed = closed
         self._waiter: asyncio.Future[None] | None = None
+        # Text deltas that have arrived but have no event id yet (see the module docstring).
+        self.texts: list[str] = []
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -32,6 +39,8 @@ class EventLog:
         """Add an event (its eventId and runId are given here); return its id."""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
+        if self.texts:
+            self.flush()
         event_id = len(self._encoded)
         text = encode_run_event(event, event_id, self.run_id, self._run_id_json)
         self._encoded.append(text)
@@ -39,9 +48,11 @@ class EventLog:
         return event_id
 
     def append_text(self, delta: str) -> int:
-        """`append(text_delta(delta))`, the hot path of every run, without the event dict."""
+        """`append(text_delta(delta))` without the event dict."""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
+        if self.texts:
+            self.flush()
         event_id = len(self._encoded)
         text = encode_text_delta(delta, event_id, self._run_id_json)
         self._encoded.append(text)
@@ -49,7 +60,26 @@ class EventLog:
             self._wake()
         return event_id
 
+    def flush(self) -> None:
+        """Give the waiting `texts` their event ids: encode them as text deltas, in order."""
+        texts = self.texts
+        if not texts:
+            return
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        encoded, run_id = self._encoded, self._run_id_json
+        encoded.extend(
+            [
+                encode_text_delta(delta, event_id, run_id)
+                for event_id, delta in enumerate(texts, len(encoded))
+            ]
+        )
+        texts.clear()
+        if self._waiter is not None:
+            self._wake()
+
     def close(self) -> None:
+        self.flush()
         self._closed = True
         self._wake()
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,53 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("deltakit_nb")
 
-# Hand the event loop back to the sockets every so many agno events, so that a model that
-# never awaits (an offline one, a cached one) cannot starve the readers of a long run.
-YIELD_EVERY = 64
+# Hand the event loop back to the sockets once YIELD_AFTER seconds have passed since the run
+# last did (looked at every YIELD_EVERY agno events), so that a model that never awaits (an
+# offline one, a cached one) cannot starve the readers of a long run. Each hand-back costs a
+# flush, a wake-up and a frame per reader: 10 ms batches them (about 250 events of the offline
+# model here) without a delay anyone can see; a model that awaits the network hands back on
+# every chunk anyway.
+YIELD_EVERY = 32
+YIELD_AFTER = 0.010
 AGE_PRUNE_EVERY = 3600.0  # seconds between age-retention passes while the server runs
 # Finished runs kept in memory for fast replay when a store holds them all anyway.
 MEMORY_RUNS = 64
+
+
+async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventLog) -> None:
+    """Put a run's agno events into its log, as protocol events, until the stream ends.
+
+    This loop runs once per agno event and shares the thread with agno, so the common case
+    costs as little as it can: a RunContent event that is only text (no reasoning, a str
+    content), for which `adapter.translate` would give `[text_delta(content)]` (or nothing for
+    ""), goes into the log's `texts` list as it is; the log encodes those in a batch when the
+    loop next yields (see EventLog). Every other event goes through `adapter.translate`.
+    """
+    from agno.run.agent import RunContentEvent
+
+    texts, flush = events.texts, events.flush
+    loop = asyncio.get_running_loop()
+    call_soon, clock = loop.call_soon, loop.time
+    count = 0
+    yielded_at = clock()
+    async for event in stream:
+        if (
+            type(event) is RunContentEvent
+            and adapter.status is None
+            and not event.reasoning_content
+            and type(text := event.content) is str
+        ):
+            if text:
+                if not texts:
+                    call_soon(flush)
+                texts.append(text)
+        else:
+            for out in adapter.translate(event):
+                events.append(out)
+        count += 1
+        if count % YIELD_EVERY == 0 and clock() - yielded_at >= YIELD_AFTER:
+            await asyncio.sleep(0)
+            yielded_at = clock()
 
 
 class RunLimitError(RuntimeError):
@@ -219,19 +260,7 @@ class RunRegistry:
                 run_id=run.id,
                 session_id=run.thread_id,
             )
-            count = 0
-            events, plain_text = run.log, adapter.plain_text
-            async for event in stream:
-                text = plain_text(event)
-                if text is not None:
-                    if text:
-                        events.append_text(text)
-                else:
-                    for out in adapter.translate(event):
-                        events.append(out)
-                count += 1
-                if count % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            await relay(stream, adapter, run.log)
             terminal = adapter.finish(RunStatus.COMPLETED)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED

@@ -102,31 +102,3 @@ def test_nothing_after_terminal_and_finish_is_once() -> None:
     fresh = AgnoAdapter()
     assert fresh.finish(RunStatus.FAILED, "boom") == [{"type": "error", "message": "boom"}]
     assert fresh.status is RunStatus.FAILED
-
-
-def test_the_plain_text_fast_path_logs_exactly_what_translate_logs() -> None:
-    """The run loop appends plain text chunks with `plain_text` + `append_text`; on real runs
-    (reasoning, tools, a failing tool, markdown) its log must equal the generic path's."""
-    from deltakit_nb.eventlog import EventLog
-
-    for message in ("hello there", "what is 6 * 7", 'tool broken_tool {"reason": "x"}', "echo "):
-        raw = agno_events(message)
-        generic, fast = EventLog("r-1"), EventLog("r-1")
-        slow_adapter, fast_adapter = AgnoAdapter(), AgnoAdapter()
-        fast_hits = 0
-        for event in raw:
-            for out in slow_adapter.translate(event):
-                generic.append(out)
-            text = fast_adapter.plain_text(event)
-            if text is None:
-                for out in fast_adapter.translate(event):
-                    fast.append(out)
-            else:
-                fast_hits += 1
-                assert fast_adapter.translate(event) == (
-                    [] if text == "" else [{"type": "text_delta", "delta": text}]
-                )
-                if text:
-                    fast.append_text(text)
-        assert fast.encoded() == generic.encoded(), message
-        assert fast_hits > 0, message
