@@ -4,6 +4,11 @@ Writes are queued; a live run's events are not even queued: the writer thread ta
 the run's log itself and commits whatever has piled up in one transaction per batch. Reads are
 blocking calls: run them in a thread. The store holds the encoded event texts exactly as they
 were sent, so a replay after a restart is byte-for-byte the original.
+
+The events a batch took from one run are one row (`event_batches`: the ids first..last and
+their texts, one per line; an encoded event is ASCII JSON and never holds a raw newline). A
+row per event cost SQLite ~4 µs of CPU per event, on the core the streaming loop shares the
+machine with; a row per batch costs a tenth of that.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +29,7 @@ from .protocol import RunStatus
 
 log = logging.getLogger("deltakit_nb")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH_SECONDS = 0.02
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,13 +42,35 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id, created_at);
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS event_batches (
     run_id TEXT NOT NULL,
-    event_id INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
     body TEXT NOT NULL,
-    PRIMARY KEY (run_id, event_id)
-) WITHOUT ROWID;
+    PRIMARY KEY (run_id, first_id)
+);
 """
+# Version 1 had a row per event; its rows become batches of one.
+MIGRATE_FROM_1 = """
+CREATE TABLE event_batches (
+    run_id TEXT NOT NULL,
+    first_id INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, first_id)
+);
+INSERT INTO event_batches SELECT run_id, event_id, event_id, body FROM events;
+DROP TABLE events;
+PRAGMA user_version = 2;
+"""
+INSERT_BATCH = "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)"
+Batch = tuple[str, int, int, str]  # run id, first and last event id, the texts one per line
+
+
+def batch_row(run_id: str, first_id: int, events: list[str]) -> Batch:
+    return (run_id, first_id, first_id + len(events) - 1, "\n".join(events))
+
+
 RUN_COLUMNS = ("id", "thread_id", "agent", "message", "status", "created_at", "finished_at")
 
 
@@ -85,12 +111,16 @@ class EventStore:
             if version == 0:
                 self._read.executescript(SCHEMA)
                 self._read.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version == 1:
+                self._read.executescript(f"BEGIN;{MIGRATE_FROM_1}COMMIT;")
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"schema version {version}, expected {SCHEMA_VERSION}")
             cols = [r[1] for r in self._read.execute("PRAGMA table_info(runs)")]
             if tuple(cols) != RUN_COLUMNS:
                 raise StoreError(f"unexpected runs table columns {cols}")
-            self._read.execute("SELECT run_id, event_id, body FROM events LIMIT 1").fetchall()
+            self._read.execute(
+                "SELECT run_id, first_id, last_id, body FROM event_batches LIMIT 1"
+            ).fetchall()
             self._write = _connect(self.path)
         except sqlite3.Error as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
@@ -176,7 +206,7 @@ class EventStore:
                 singles = [
                     ("rows", [row]) if kind == "rows" else (kind, arg)
                     for kind, arg in writes
-                    for row in (arg if kind == "rows" else [None])
+                    for row in (self._one_per_event(arg) if kind == "rows" else [None])
                 ]
                 for op in singles:
                     try:
@@ -220,12 +250,20 @@ class EventStore:
             closed = events.closed
             new = events.encoded()[written:]
             if new:
-                ids = range(written, written + len(new))
-                ops.append(("rows", list(zip(repeat(run_id), ids, new, strict=False))))
+                ops.append(("rows", [batch_row(run_id, written, new)]))
                 followed[run_id] = (events, written + len(new))
             if closed:
                 del followed[run_id]
         return ops
+
+    @staticmethod
+    def _one_per_event(rows: list[Batch]) -> list[Batch]:
+        """The same events as batches of one, so that a bad one loses only itself."""
+        return [
+            batch_row(run_id, first + i, [text])
+            for run_id, first, _, body in rows
+            for i, text in enumerate(body.split("\n"))
+        ]
 
     def _apply(self, ops: list[tuple[str, Any]]) -> None:
         if not ops:
@@ -233,13 +271,13 @@ class EventStore:
         conn = self._write
         conn.execute("BEGIN")
         try:
-            events: list[tuple[str, int, str]] = []
+            events: list[Batch] = []
             for kind, arg in ops:
                 if kind == "rows":
                     events += arg
                     continue
                 if events:
-                    conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+                    conn.executemany(INSERT_BATCH, events)
                     events = []
                 if kind == "run":
                     conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", arg)
@@ -254,7 +292,7 @@ class EventStore:
                 elif kind == "prune":
                     self._prune(conn, *arg)
             if events:
-                conn.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", events)
+                conn.executemany(INSERT_BATCH, events)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -263,7 +301,7 @@ class EventStore:
     @staticmethod
     def _delete_runs(conn: sqlite3.Connection, run_ids: Iterable[str]) -> None:
         ids = [(i,) for i in run_ids]
-        conn.executemany("DELETE FROM events WHERE run_id = ?", ids)
+        conn.executemany("DELETE FROM event_batches WHERE run_id = ?", ids)
         conn.executemany("DELETE FROM runs WHERE id = ?", ids)
 
     def _prune(
@@ -301,10 +339,11 @@ class EventStore:
             if row is None:
                 return None
             events = [
-                r[0]
-                for r in self._read.execute(
-                    "SELECT body FROM events WHERE run_id = ? ORDER BY event_id", (run_id,)
+                text
+                for (body,) in self._read.execute(
+                    "SELECT body FROM event_batches WHERE run_id = ? ORDER BY first_id", (run_id,)
                 )
+                for text in body.split("\n")
             ]
         return StoredRun(self._summary(row), events)
 
@@ -324,7 +363,8 @@ class EventStore:
         with self._read_lock:
             conn = self._read
             rows = conn.execute(
-                "SELECT id, (SELECT COALESCE(MAX(event_id), -1) FROM events WHERE run_id = id) "
+                "SELECT id, (SELECT COALESCE(MAX(last_id), -1) FROM event_batches "
+                "WHERE run_id = id) "
                 "FROM runs WHERE status IN ('pending', 'running')"
             ).fetchall()
             conn.execute("BEGIN")
@@ -332,9 +372,7 @@ class EventStore:
                 done = protocol.done(RunStatus.INTERRUPTED)
                 rid = protocol.encode_str(run_id)
                 text = protocol.encode_run_event(done, last + 1, run_id, rid)
-                conn.execute(
-                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?)", (run_id, last + 1, text)
-                )
+                conn.execute(INSERT_BATCH, batch_row(run_id, last + 1, [text]))
                 conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
                     (RunStatus.INTERRUPTED.value, now, run_id),

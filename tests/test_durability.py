@@ -147,7 +147,8 @@ async def test_retention_and_delete(tmp_path: Path) -> None:
     assert history_session(tmp_path, "t-b") is not None
     db = sqlite3.connect(tmp_path / "deltakit" / "runs.sqlite")
     assert db.execute("SELECT DISTINCT thread_id FROM runs").fetchall() == [("t-b",)]
-    assert {r[0] for r in db.execute("SELECT DISTINCT run_id FROM events")} == {b[0]["runId"]}
+    stored = {r[0] for r in db.execute("SELECT DISTINCT run_id FROM event_batches")}
+    assert stored == {b[0]["runId"]}
 
 
 async def test_age_retention_at_start(tmp_path: Path) -> None:

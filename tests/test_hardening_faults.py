@@ -304,7 +304,9 @@ def test_one_unwritable_write_loses_only_itself(tmp_path: Any) -> None:
         assert store._writer.is_alive()
         assert store.write_errors == 1
         with store._read_lock:
-            rows = store._read.execute("SELECT event_id FROM events ORDER BY event_id").fetchall()
-        assert [r[0] for r in rows] == [0, 2]
+            rows = store._read.execute(
+                "SELECT first_id, last_id FROM event_batches ORDER BY first_id"
+            ).fetchall()
+        assert rows == [(0, 0), (2, 2)]
     finally:
         store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -12,11 +14,18 @@ from deltakit_nb.store import EventStore
 
 
 def event_ids(store: EventStore, run_id: str) -> list[int]:
+    """The ids of the events stored for a run, checked against the batches' texts."""
     with store._read_lock:
         rows = store._read.execute(
-            "SELECT event_id FROM events WHERE run_id = ? ORDER BY event_id", (run_id,)
+            "SELECT first_id, last_id, body FROM event_batches WHERE run_id = ? ORDER BY first_id",
+            (run_id,),
         ).fetchall()
-    return [r[0] for r in rows]
+    ids = []
+    for first, last, body in rows:
+        texts = body.split("\n")
+        assert [json.loads(t)["eventId"] for t in texts] == list(range(first, last + 1))
+        ids += range(first, last + 1)
+    return ids
 
 
 def test_a_followed_log_is_written_whole_and_in_order(tmp_path: Path) -> None:
@@ -35,6 +44,60 @@ def test_a_followed_log_is_written_whole_and_in_order(tmp_path: Path) -> None:
         assert store.flush(5)
         stored = store.load_run("r1")
         assert stored is not None and stored.events == run.log.encoded()
+        with store._read_lock:
+            rows = store._read.execute("SELECT count(*) FROM event_batches").fetchone()[0]
+        assert rows < 20, rows  # a row per batch the writer took, not per event (501)
+    finally:
+        store.close()
+
+
+def test_a_version_1_store_is_migrated_with_its_runs(tmp_path: Path) -> None:
+    """The store of the previous release (a row per event) opens: its finished runs replay
+    byte for byte and a run it left running is closed as interrupted after its events."""
+    path = tmp_path / "runs.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        """
+        CREATE TABLE runs (id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, agent TEXT NOT NULL,
+            message TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+            finished_at REAL);
+        CREATE INDEX runs_by_thread ON runs (thread_id, created_at);
+        CREATE TABLE events (run_id TEXT NOT NULL, event_id INTEGER NOT NULL,
+            body TEXT NOT NULL, PRIMARY KEY (run_id, event_id)) WITHOUT ROWID;
+        PRAGMA user_version = 1;
+        """
+    )
+    logs = {}
+    for run_id, status in (("done-run", "completed"), ("live-run", "running")):
+        logs[run_id] = log = EventLog(run_id)
+        log.append(protocol.run_started(run_id, "t", "demo"))
+        for i in range(3):
+            log.append_text(f"{i} é ")
+        if status == "completed":
+            log.append(protocol.done(protocol.RunStatus.COMPLETED))
+        db.execute("INSERT INTO runs VALUES (?, 't', 'demo', 'm', ?, 1.0, NULL)", (run_id, status))
+        db.executemany(
+            "INSERT INTO events VALUES (?, ?, ?)",
+            [(run_id, i, text) for i, text in enumerate(log.encoded())],
+        )
+    db.close()
+
+    store = EventStore(path)
+    try:
+        assert store._read.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.recover_interrupted() == ["live-run"]
+        done = store.load_run("done-run")
+        assert done is not None and done.events == logs["done-run"].encoded()
+        live = store.load_run("live-run")
+        assert live is not None and live.summary["status"] == "interrupted"
+        assert live.events[:-1] == logs["live-run"].encoded()
+        assert json.loads(live.events[-1]) == {
+            "type": "done",
+            "status": "interrupted",
+            "eventId": 4,
+            "runId": "live-run",
+        }
+        assert event_ids(store, "live-run") == [0, 1, 2, 3, 4]
     finally:
         store.close()
 
