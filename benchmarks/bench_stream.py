@@ -7,6 +7,10 @@ FastAPI server from ../shared/peers (both on the same offline agno model), then 
 a run of N chunks: agno alone (no server), live start→done over the socket, replay of the
 whole finished log, and that replay by many clients at once. It prints the figures and the
 ratios; compare ratios from one run, never absolute times across runs (the machine is noisy).
+
+Live runs and agno alone are measured in alternation, round by round (agno alone, with the
+history db, live with the store on, live with persist off), so that a slow spell of the
+machine falls on all of them alike; the live ratio is the ratio of their medians.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 # The seed recipe as a runnable server (seed_recipe_server.py), next to this checkout by default.
 PEERS = Path(os.environ.get("DELTAKIT_SEED_PEERS", ROOT.parent / "shared" / "peers"))
 REPEATS = 3
+ROUNDS = 11  # alternating rounds of the live / agno-alone comparison
 
 
 class Target:
@@ -123,6 +128,29 @@ def measure_target(target: Target, chunks: int, clients: int) -> dict[str, float
     }
 
 
+def live_beside_agno(
+    servers: dict[str, Target], chunks: int, history_db: str, rounds: int = ROUNDS
+) -> dict[str, list[float]]:
+    """Seconds per round of agno alone (without and with the history db) and of a live run
+    on each server, measured in alternation so that the machine's slow spells hit all alike."""
+    measures: dict[str, Callable[[], Awaitable[float]]] = {
+        "alone": lambda: agno_alone(chunks, None),
+        "alone_db": lambda: agno_alone(chunks, history_db),
+    }
+    for name, target in servers.items():
+        asyncio.run(live(target, 200))  # warm up: imports, first agent, first session
+
+        async def one(target: Target = target) -> float:
+            return (await live(target, chunks))[0]
+
+        measures[name] = one
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            times[name].append(asyncio.run(measure()))
+    return times
+
+
 def start_peer() -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "AGNO_TELEMETRY": "false", "PEER_CHUNK_DELAY": "0"}
@@ -202,19 +230,21 @@ def main() -> None:
 
     history = str(Path(tempfile.mkdtemp()) / "history.sqlite")
     asyncio.run(agno_alone(200, history))
-    alone = best(lambda: agno_alone(n, None))
-    alone_db = best(lambda: agno_alone(n, history))
 
     figures: dict[str, dict[str, float]] = {}
-    with JupyterProcess() as server:
-        figures["deltakit_nb"] = measure_target(
-            Target("deltakit_nb", server.ws_url, TOKEN), n, clients
-        )
-    # The same server with persist off: no event store and no agno history db.
-    with JupyterProcess(None, "--DeltakitApp.persist=False") as server:
+    # The server as shipped, and the same server with persist off: no event store and no
+    # agno history db.
+    with (
+        JupyterProcess() as server,
+        JupyterProcess(None, "--DeltakitApp.persist=False") as server_off,
+    ):
         target = Target("deltakit_nb", server.ws_url, TOKEN)
-        asyncio.run(live(target, 200))
-        store_off = min(asyncio.run(live(target, n))[0] for _ in range(REPEATS))
+        times = live_beside_agno(
+            {"live": target, "live_off": Target("off", server_off.ws_url, TOKEN)}, n, history
+        )
+        figures["deltakit_nb"] = measure_target(target, n, clients)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
     if not args.no_peer and not (PEERS / "seed_recipe_server.py").exists():
         print(f"no seed recipe server at {PEERS} (set DELTAKIT_SEED_PEERS): measuring ours only")
         args.no_peer = True
@@ -229,9 +259,7 @@ def main() -> None:
     without, with_ext = startup_overhead()
     per_event = bytes_per_event()
 
-    print(f"\nStreaming {n} chunks of the offline agno model; best of {REPEATS}; seconds.\n")
-    print(f"agno alone, no db:                      {alone:8.3f}")
-    print(f"agno alone, with the history db:        {alone_db:8.3f}   (what the server runs)")
+    print(f"\nStreaming {n} chunks of the offline agno model; best of {REPEATS}; seconds.")
     names = list(figures)
     print(
         f"\n{'':34}"
@@ -248,13 +276,20 @@ def main() -> None:
         if "seed" in figures:
             line += f"   {figures['deltakit_nb'][key] / figures['seed'][key]:8.3f} ×"
         print(line)
-    ours = figures["deltakit_nb"]["live"]
-    print(f"\nlive ÷ agno alone with history db:      {ours / alone_db:8.3f} ×")
-    print(f"live ÷ agno alone, no db:               {ours / alone:8.3f} ×")
     print(
-        f"live, persist off (no store, no history db): {store_off:.3f} s; "
-        f"persist on ÷ off: {ours / store_off:.3f} × "
-        f"(agno's own history db alone: {alone_db / alone:.3f} ×)"
+        f"\nLive beside agno alone, {ROUNDS} alternating rounds: median (best) seconds\n"
+        f"agno alone, no db:                      {med['alone']:8.3f} ({low['alone']:.3f})\n"
+        f"agno alone, with the history db:        {med['alone_db']:8.3f} ({low['alone_db']:.3f})"
+        "   (what the server runs)\n"
+        f"live start→done, store on:              {med['live']:8.3f} ({low['live']:.3f})\n"
+        f"live start→done, persist off:           {med['live_off']:8.3f} ({low['live_off']:.3f})"
+        "   (no store, no history db)"
+    )
+    print(
+        f"live ÷ agno alone with history db:      {med['live'] / med['alone_db']:8.3f} × "
+        f"(bests: {low['live'] / low['alone_db']:.3f} ×)\n"
+        f"live persist off ÷ agno alone, no db:   {med['live_off'] / med['alone']:8.3f} × "
+        f"(bests: {low['live_off'] / low['alone']:.3f} ×)"
     )
     print(
         f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
