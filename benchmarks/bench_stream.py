@@ -39,6 +39,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 PEERS = Path(os.environ.get("DELTAKIT_SEED_PEERS", ROOT.parent / "shared" / "peers"))
 REPEATS = 3
 ROUNDS = 11  # alternating rounds of the live / agno-alone comparison
+STARTS = 9  # server starts with and without the extension, alternating
 
 
 class Target:
@@ -184,7 +185,7 @@ def start_peer() -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("the seed peer did not start (pip install '.[bench]')")
 
 
-def startup_overhead(repeats: int = 5) -> tuple[float, float]:
+def startup_overhead(repeats: int = STARTS) -> tuple[float, float]:
     """Median seconds until a Jupyter server answers, without and with the extension."""
     times: dict[bool, list[float]] = {False: [], True: []}
     # As on a user's machine: bytecode caches on (a sandbox may set PYTHONDONTWRITEBYTECODE,
@@ -293,7 +294,7 @@ def main() -> None:
     )
     print(
         f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
-        f"(+{(with_ext - without) * 1000:.0f} ms, median of 5)"
+        f"(+{(with_ext - without) * 1000:.0f} ms, median of {STARTS})"
     )
     print(f"memory per buffered event (100k run):   {per_event:8.1f} bytes")
 
