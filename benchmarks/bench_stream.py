@@ -9,8 +9,9 @@ whole finished log, and that replay by many clients at once. It prints the figur
 ratios; compare ratios from one run, never absolute times across runs (the machine is noisy).
 
 Live runs and agno alone are measured in alternation, round by round (agno alone, with the
-history db, live with the store on, live with persist off), so that a slow spell of the
-machine falls on all of them alike; the live ratio is the ratio of their medians.
+history db, live with the store on, live with persist off; in a shuffled order each round), so
+that a slow spell of the machine falls on all of them alike; the live ratio is the ratio of
+their medians (the ratio of the bests is printed beside it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -146,9 +148,12 @@ def live_beside_agno(
 
         measures[name] = one
     times: dict[str, list[float]] = {name: [] for name in measures}
+    shuffle = random.Random(7).shuffle
     for _ in range(rounds):
-        for name, measure in measures.items():
-            times[name].append(asyncio.run(measure()))
+        order = list(measures)
+        shuffle(order)  # no measure always first or last in a round
+        for name in order:
+            times[name].append(asyncio.run(measures[name]()))
     return times
 
 
