@@ -48,17 +48,13 @@ class EventLog:
         return event_id
 
     def append_text(self, delta: str) -> int:
-        """`append(text_delta(delta))` without the event dict."""
+        """`append(text_delta(delta))` without the event dict; return its id. (A run's loop
+        puts its texts in `texts` instead, and they are flushed together.)"""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
-        if self.texts:
-            self.flush()
-        event_id = len(self._encoded)
-        text = encode_text_delta(delta, event_id, self._run_id_json)
-        self._encoded.append(text)
-        if self._waiter is not None:
-            self._wake()
-        return event_id
+        self.texts.append(delta)
+        self.flush()
+        return len(self._encoded) - 1
 
     def flush(self) -> None:
         """Give the waiting `texts` their event ids: encode them as text deltas, in order."""
@@ -75,8 +71,7 @@ class EventLog:
             ]
         )
         texts.clear()
-        if self._waiter is not None:
-            self._wake()
+        self._wake()
 
     def close(self) -> None:
         self.flush()

@@ -50,18 +50,11 @@ CREATE TABLE IF NOT EXISTS event_batches (
     PRIMARY KEY (run_id, first_id)
 );
 """
-# Version 1 had a row per event; its rows become batches of one.
+# Version 1 had a row per event; its rows become batches of one (after SCHEMA has made the
+# batch table).
 MIGRATE_FROM_1 = """
-CREATE TABLE event_batches (
-    run_id TEXT NOT NULL,
-    first_id INTEGER NOT NULL,
-    last_id INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (run_id, first_id)
-);
 INSERT INTO event_batches SELECT run_id, event_id, event_id, body FROM events;
 DROP TABLE events;
-PRAGMA user_version = 2;
 """
 INSERT_BATCH = "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)"
 Batch = tuple[str, int, int, str]  # run id, first and last event id, the texts one per line
@@ -112,7 +105,9 @@ class EventStore:
                 self._read.executescript(SCHEMA)
                 self._read.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif version == 1:
-                self._read.executescript(f"BEGIN;{MIGRATE_FROM_1}COMMIT;")
+                self._read.executescript(
+                    f"BEGIN;{SCHEMA}{MIGRATE_FROM_1}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                )
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"schema version {version}, expected {SCHEMA_VERSION}")
             cols = [r[1] for r in self._read.execute("PRAGMA table_info(runs)")]
