@@ -95,13 +95,23 @@ class EventLog:
             await asyncio.shield(self._waiter)
 
     async def follow(self, after: int = -1, max_batch: int = 4096) -> AsyncIterator[list[str]]:
-        """Batches of encoded events after `after`, live, until the log closes."""
+        """Batches of encoded events after `after`, live, until the log closes.
+
+        The last event of a closed log (a run's terminal `done`/`error`) comes as a batch of
+        its own: DeltaKit's client finishes a message while it handles that event, before it
+        has applied the events after it in the same array frame, which would drop the last
+        text. Only the final batch of a closed log is split, so the check is once per batch.
+        """
         cursor = after
         while True:
             pending = self.since(cursor, max_batch)
             if pending:
                 cursor += len(pending)
-                yield pending
+                if self._closed and len(pending) > 1 and cursor + 1 == len(self._encoded):
+                    yield pending[:-1]
+                    yield pending[-1:]
+                else:
+                    yield pending
             elif self._closed:
                 return
             else:

@@ -91,6 +91,36 @@ async def test_log_ids_since_and_follow() -> None:
         log.append({"type": "done"})
 
 
+async def test_the_last_event_of_a_closed_log_is_a_batch_of_its_own() -> None:
+    """Live and on replay, from the start or the middle: every batch but the terminal one is
+    as large as the backlog allows, and the terminal event comes alone."""
+
+    async def batches(log: EventLog, after: int, max_batch: int = 4096) -> list[list[int]]:
+        return [
+            [json.loads(t)["eventId"] for t in batch]
+            async for batch in log.follow(after, max_batch=max_batch)
+        ]
+
+    log = EventLog("r")
+    live = asyncio.ensure_future(batches(log, -1))
+    await asyncio.sleep(0)
+    for i in range(5):
+        log.append({"type": "text_delta", "delta": str(i)})
+    log.append({"type": "done", "status": "completed"})
+    log.close()
+    assert await asyncio.wait_for(live, 2) == [[0, 1, 2, 3, 4], [5]]
+    assert await batches(log, -1) == [[0, 1, 2, 3, 4], [5]]
+    assert await batches(log, 2) == [[3, 4], [5]]
+    assert await batches(log, 4) == [[5]]
+    assert await batches(log, 5) == []
+    assert await batches(log, -1, max_batch=2) == [[0, 1], [2, 3], [4], [5]]
+    replayed = EventLog("s", log.encoded(), closed=True)  # as a run comes from the store
+    assert await batches(replayed, 0) == [[1, 2, 3, 4], [5]]
+    # An open log's batches are not split: its last event is not a terminal one.
+    open_log = EventLog("o", log.encoded()[:4])
+    assert (await anext(aiter(open_log.follow(-1)))) == log.encoded()[:4]
+
+
 async def test_cancelled_waiter_does_not_break_others() -> None:
     log = EventLog("r")
     a = asyncio.ensure_future(log.wait(-1))

@@ -31,6 +31,22 @@ async def recv_until_terminal(ws: WebSocketClientConnection) -> list[Event]:
     return events
 
 
+async def recv_frames_until_terminal(ws: WebSocketClientConnection) -> list[Event | list[Event]]:
+    """The frames as sent (an event, or an array of events) up to the run's terminal event."""
+    frames: list[Event | list[Event]] = []
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), TIMEOUT)
+        assert raw is not None, "socket closed"
+        frames.append(json.loads(raw))
+        last = frames[-1][-1] if isinstance(frames[-1], list) else frames[-1]
+        if last["type"] in ("done", "error") and "eventId" in last:
+            return frames
+
+
+def events_of(frames: list[Event | list[Event]]) -> list[Event]:
+    return [e for f in frames for e in (f if isinstance(f, list) else [f])]
+
+
 async def recv_n(ws: WebSocketClientConnection, n: int) -> list[Event]:
     events: list[Event] = []
     while len(events) < n:
