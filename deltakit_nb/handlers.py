@@ -16,7 +16,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
-from . import protocol
+from . import messages, protocol
 from .agents import AgentError
 from .protocol import FrameError, ResumeFrame, StartFrame
 from .runs import Run, RunLimitError
@@ -45,6 +45,9 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
     """Start and resume runs; each socket follows one run at a time."""
 
     _subscription: asyncio.Task[None] | None = None
+    # The thread of the last run started here: a start without threadId continues it, so a
+    # client that never sends one (DeltaKit's own) still has memory between its messages.
+    _thread_id: str | None = None
 
     @ws_authenticated
     @authorized("execute", resource=AUTH_RESOURCE)
@@ -107,10 +110,11 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         app = self.deltakit
         try:
             agent = app.catalog.resolve_name(frame.agent)
-            run = app.registry.start(frame.message, frame.thread_id, agent)
+            run = app.registry.start(frame.message, frame.thread_id or self._thread_id, agent)
         except (AgentError, RunLimitError) as exc:
             self._send_error(str(exc))
             return
+        self._thread_id = run.thread_id
         self._follow(run, -1)
 
     def _follow(self, run: Run, after: int) -> None:
@@ -194,6 +198,20 @@ class ThreadHandler(DeltakitAPIHandler):
         self.write_json({"status": "ok", "deleted_runs": deleted})
 
 
+class ThreadMessagesHandler(DeltakitAPIHandler):
+    @web.authenticated
+    @authorized("read", resource=AUTH_RESOURCE)
+    async def get(self, thread_id: str) -> None:
+        """The thread's finished runs as chat messages (a live run is the socket's business:
+        a page resumes it with `active-run`, as the recipe does)."""
+        out: list[messages.Message] = []
+        for run in await self.deltakit.registry.thread(thread_id):
+            if run.done:
+                events = json.loads("[" + ",".join(run.log.encoded()) + "]")
+                out += messages.run_messages(run.id, run.message, run.status.value, events)
+        self.write_json(json.dumps(out))
+
+
 class AgentsHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)
@@ -210,5 +228,6 @@ default_handlers = [
     (rf"/deltakit/jobs/{_ID}/cancel", CancelHandler),
     (rf"/deltakit/runs/{_ID}", RunHandler),
     (rf"/deltakit/threads/{_ID}", ThreadHandler),
+    (rf"/deltakit/threads/{_ID}/messages", ThreadMessagesHandler),
     (r"/deltakit/agents", AgentsHandler),
 ]
