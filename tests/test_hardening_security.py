@@ -55,6 +55,7 @@ ENDPOINTS = [
     ("GET", ("agents",), "read"),
     ("GET", ("runs", "some-run"), "read"),
     ("GET", ("threads", "some-thread"), "read"),
+    ("GET", ("threads", "some-thread", "messages"), "read"),
     ("DELETE", ("threads", "some-thread"), "write"),
     ("POST", ("jobs", "some-run", "cancel"), "execute"),
 ]

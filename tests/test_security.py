@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
-from wsclient import recv_until_terminal, send, text
+from wsclient import recv, recv_until_terminal, send, text
 
 NO_AUTH = {"Authorization": ""}
 
@@ -27,6 +28,7 @@ async def test_unauthenticated_socket_is_refused(jp_ws_fetch: Any) -> None:
         ("GET", ("agents",)),
         ("GET", ("runs", "x")),
         ("GET", ("threads", "x")),
+        ("GET", ("threads", "x", "messages")),
         ("POST", ("jobs", "x", "cancel")),
     ],
 )
@@ -102,6 +104,33 @@ async def test_post_needs_xsrf_with_cookie_auth(
     )
     assert with_xsrf.code == 404  # past the XSRF check: the run does not exist
     assert "Run not found" in with_xsrf.body.decode() or with_xsrf.reason == "Run not found"
+
+
+async def test_cancel_url_may_carry_xsrf_as_a_query_argument(
+    jp_fetch: Any, jp_ws_fetch: Any, jp_http_port: int, jp_base_url: str
+) -> None:
+    """DeltaKit's client cancels with a bare `fetch(cancelUrl, {method: "POST"})`: no headers.
+    A cookie-authenticated page passes the `_xsrf` cookie's value in the URL instead."""
+    jar = await login_cookies(jp_fetch)
+    ws = await jp_ws_fetch("deltakit", "ws")
+    await send(ws, {"message": "count 500 delay 0.02"})
+    run_id = (await recv(ws))[0]["runId"]
+    client = AsyncHTTPClient()
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}deltakit/jobs/{run_id}/cancel"
+    cookie = {"Cookie": cookie_header(jar)}
+    without = await client.fetch(url, method="POST", body="", headers=cookie, raise_error=False)
+    assert without.code == 403
+    wrong = await client.fetch(
+        f"{url}?_xsrf=not-the-cookie", method="POST", body="", headers=cookie, raise_error=False
+    )
+    assert wrong.code == 403
+    with_xsrf = await client.fetch(
+        f"{url}?_xsrf={quote(jar['_xsrf'])}", method="POST", body="", headers=cookie
+    )
+    assert with_xsrf.code == 200 and json.loads(with_xsrf.body) == {"status": "ok"}
+    events = await recv_until_terminal(ws)
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "cancelled"
+    ws.close()
 
 
 async def test_run_ids_are_uuid4(jp_ws_fetch: Any) -> None:
