@@ -86,9 +86,12 @@ async def test_stop_extension_logs_a_failing_shutdown_instead_of_raising(
 # ---- real servers ----------------------------------------------------------------------------
 
 
-def http_get(server: JupyterProcess, path: str, token: bool = True) -> tuple[int, bytes]:
+def http(
+    server: JupyterProcess, path: str, method: str = "GET", token: bool = True
+) -> tuple[int, bytes]:
     headers = {"Authorization": f"token {TOKEN}"} if token else {}
-    req = urllib.request.Request(server.base + path, headers=headers)
+    data = b"" if method != "GET" else None
+    req = urllib.request.Request(server.base + path, data, headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
             return response.status, response.read()
@@ -128,17 +131,23 @@ def test_a_failed_load_answers_503_with_the_reason_and_stops_on_sigterm(
     server = JupyterProcess(tmp_path, *args, "--DeltakitApp.model=")
     server.start()
     try:
-        for path in ("/deltakit/agents", "/deltakit/threads/t1", "/deltakit/ws"):
-            status, body = http_get(server, path)
+        for method, path in (
+            ("GET", "/deltakit/agents"),
+            ("GET", "/deltakit/threads/t1"),
+            ("GET", "/deltakit/ws"),
+            ("POST", "/deltakit/jobs/r1/cancel"),
+            ("DELETE", "/deltakit/threads/t1"),
+        ):
+            status, body = http(server, path, method)
             assert status == 503, (path, status, body)
             message = json.loads(body)["message"]
             assert message.startswith("deltakit_nb failed to load: ")
             assert reason in message and message.endswith("See the Jupyter server log.")
         # Only an authenticated user learns the reason.
-        status, body = http_get(server, "/deltakit/agents", token=False)
+        status, body = http(server, "/deltakit/agents", token=False)
         assert status == 403 and reason.encode() not in body
         # The bundle still loads, so the widget can show the reason.
-        status, body = http_get(server, "/static/deltakit_nb/chat.js")
+        status, body = http(server, "/static/deltakit_nb/chat.js")
         assert status == 200 and len(body) > 10_000
         log = server.log()
         assert "[E " in log and "deltakit_nb failed to load: " in log
@@ -167,7 +176,6 @@ async def test_agents_without_demo_load_with_the_first_as_default(tmp_path: Path
         f"--DeltakitApp.agents={json.dumps(agents)}",
         "--DeltakitApp.entry_point_agents=False",
         "--DeltakitApp.model=",
-        "--DeltakitApp.log_level=INFO",
     )
     with server:
         listing = server.get("/deltakit/agents")
