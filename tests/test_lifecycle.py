@@ -124,13 +124,9 @@ FAILING_CONFIGS = {
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_CONFIGS))
-def test_a_failed_load_answers_503_with_the_reason_and_stops_on_sigterm(
-    tmp_path: Path, case: str
-) -> None:
+def test_a_failed_load_answers_503_with_the_reason(tmp_path: Path, case: str) -> None:
     args, reason = FAILING_CONFIGS[case]
-    server = JupyterProcess(tmp_path, *args, "--DeltakitApp.model=")
-    server.start()
-    try:
+    with JupyterProcess(tmp_path, *args, "--DeltakitApp.model=") as server:
         for method, path in (
             ("GET", "/deltakit/agents"),
             ("GET", "/deltakit/threads/t1"),
@@ -152,9 +148,19 @@ def test_a_failed_load_answers_503_with_the_reason_and_stops_on_sigterm(
         log = server.log()
         assert "[E " in log and "deltakit_nb failed to load: " in log
         assert "Traceback" in log and "AgentError" in log
-    except BaseException:
-        server.kill()
-        raise
+
+
+@pytest.mark.parametrize("persist", [True, False])
+@pytest.mark.parametrize("case", sorted(FAILING_CONFIGS))
+def test_a_server_whose_extension_failed_to_load_stops_on_sigterm(
+    tmp_path: Path, case: str, persist: bool
+) -> None:
+    """With persist on, the store was open when the set-up failed."""
+    args, _ = FAILING_CONFIGS[case]
+    server = JupyterProcess(
+        tmp_path, *args, "--DeltakitApp.model=", f"--DeltakitApp.persist={persist}"
+    )
+    server.start()
     assert stop_within(server, STOP_SECONDS) < STOP_SECONDS
     assert "AttributeError" not in server.log()
 
