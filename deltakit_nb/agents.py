@@ -118,13 +118,30 @@ class AgentCatalog:
         if model:
             self.entries["assistant"] = assistant_entry(model, model_base_url)
         self.entries.update((name, AgentEntry(name, spec)) for name, spec in specs.items())
-        if default not in self.entries:
-            raise AgentError(f"default agent {default!r} is not among {sorted(self.entries)}")
-        self.default = default
+        self.default = default or self._fallback_default(specs, model)
+        self.default_chosen = not default  # picked by the rule below, not configured
+        if self.default not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise AgentError(
+                f"default_agent {self.default!r} names no agent (the agents are: {known}); "
+                "set c.DeltakitApp.default_agent to one of them, or leave it unset"
+            )
         self.history_db_path = history_db_path
         self._history_db: Any = None
         self._loaded: dict[str, Any] = {}
         self.tool_timeout = tool_timeout  # seconds per tool call; 0: no limit
+
+    def _fallback_default(self, specs: Mapping[str, str], model: str) -> str:
+        """The default when none is configured: `assistant` with a model, else `demo`, else the
+        first configured agent (then the first entry point), so a config that replaces the
+        agents without naming a default still loads."""
+        for name in ("assistant" if model else "", "demo", *specs, *self.entries):
+            if name in self.entries:
+                return name
+        raise AgentError(
+            "no agents: c.DeltakitApp.agents is empty, no model is configured and no package "
+            "offers 'deltakit_nb.agents' entry points"
+        )
 
     @property
     def history_db(self) -> Any:

@@ -9,7 +9,8 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
-from .agents import DEMO_SPEC, AgentCatalog, disable_telemetry_by_default
+from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
+from .private import private_store
 from .runs import Retention, RunRegistry
 from .store import open_store
 
@@ -27,7 +28,7 @@ class DeltakitApp(ExtensionApp):
     ).tag(config=True)
     default_agent = Unicode(
         help="The agent used when a client names none (default: 'assistant' when a model is "
-        "configured, else 'demo')."
+        "configured, else 'demo' if there is one, else the first configured agent)."
     ).tag(config=True)
     model = Unicode(
         help="Model spec of the 'assistant' agent, e.g. 'openai:gpt-4.1-mini', "
@@ -81,10 +82,6 @@ class DeltakitApp(ExtensionApp):
     def _default_model_base_url(self) -> str:
         return os.environ.get("DELTAKIT_BASE_URL", "").strip()
 
-    @default("default_agent")
-    def _default_default_agent(self) -> str:
-        return "assistant" if self.model else "demo"
-
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(Path(jupyter_data_dir()) / "deltakit_nb")
@@ -99,33 +96,77 @@ class DeltakitApp(ExtensionApp):
 
     registry: RunRegistry
     catalog: AgentCatalog
+    load_error = ""  # why set-up failed; the endpoints then answer 503 with it
 
     def initialize_settings(self) -> None:
-        disable_telemetry_by_default()
+        # Set first: after a failed set-up the bundle must still load and show the reason.
         self.static_paths = [str(STATIC)]
-        store = open_store(self.store_path) if self.persist else None
-        history = self.history_db_path if self.persist else ""
-        self.catalog = AgentCatalog(
-            self.agents,
-            self.default_agent,
-            history,
-            tool_timeout=self.tool_timeout_seconds,
-            model=self.model,
-            model_base_url=self.model_base_url,
-            entry_points=self.entry_point_agents,
-        )
-        self.registry = RunRegistry(
-            self.catalog.build,
-            max_concurrent_runs=self.max_concurrent_runs,
-            cancel_grace=self.cancel_grace_seconds,
-            store=store,
-            retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
-        )
+        try:
+            self._set_up()
+        except Exception as exc:
+            # Caught, not raised: Jupyter would log a warning and leave no endpoint, and the
+            # widget would then say the extension is not enabled.
+            self.load_error = (
+                str(exc) if isinstance(exc, AgentError) else f"{type(exc).__name__}: {exc}"
+            )
+            self.log.error(
+                "deltakit_nb failed to load: %s. Its endpoints answer 503 until the server is "
+                "restarted with a fixed configuration.",
+                self.load_error,
+                exc_info=True,
+            )
+
+    def _set_up(self) -> None:
+        disable_telemetry_by_default()
+        store = None
+        if self.persist:
+            private_store(self.data_dir, self.store_path, self.history_db_path)
+            store = open_store(self.store_path)
+        try:
+            self.catalog = AgentCatalog(
+                self.agents,
+                self.default_agent,
+                self.history_db_path if self.persist else "",
+                tool_timeout=self.tool_timeout_seconds,
+                model=self.model,
+                model_base_url=self.model_base_url,
+                entry_points=self.entry_point_agents,
+            )
+            if self.catalog.default_chosen and self.catalog.default not in ("assistant", "demo"):
+                self.log.info(
+                    "deltakit_nb: default agent %r, the first configured agent "
+                    "(c.DeltakitApp.default_agent chooses another)",
+                    self.catalog.default,
+                )
+            self.registry = RunRegistry(
+                self.catalog.build,
+                max_concurrent_runs=self.max_concurrent_runs,
+                cancel_grace=self.cancel_grace_seconds,
+                store=store,
+                retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
+            )
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
 
     def initialize_handlers(self) -> None:
+        if self.load_error:
+            from .fallback import failed_handlers, failure_message
+
+            self.handlers.extend(failed_handlers(failure_message(self.load_error)))
+            return
         from .handlers import default_handlers
 
         self.handlers.extend(default_handlers)
 
     async def stop_extension(self) -> None:
-        await self.registry.shutdown()
+        # Must not raise whatever failed before: an exception here stops Jupyter's shutdown
+        # before its event loop is stopped, and the server then never exits.
+        registry = getattr(self, "registry", None)
+        if registry is None:
+            return
+        try:
+            await registry.shutdown()
+        except Exception:
+            self.log.error("deltakit_nb: error while stopping", exc_info=True)

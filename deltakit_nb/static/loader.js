@@ -35,12 +35,17 @@ function load() {
   return loading;
 }
 
-// The front end did not load: is the extension missing, or only its bundle?
+// The front end did not load: is the extension missing, did it fail to load (503 with the
+// reason), or is only its bundle missing?
 async function whyNot(base, token) {
   try {
     const headers = token ? { Authorization: `token ${token}` } : {};
     const r = await fetch(`${base}deltakit/agents`, { headers, credentials: "same-origin" });
     if (r.ok) return NOT_BUILT;
+    if (r.status === 503) {
+      const body = await r.json().catch(() => null);
+      if (typeof body?.message === "string") return body.message;
+    }
     if (r.status !== 404) return `The deltakit_nb server extension answered HTTP ${r.status}.`;
   } catch {}
   return NOT_ENABLED;

@@ -121,7 +121,6 @@ class LabProcess:
             "--JupyterNotebookApp.expose_app_in_browser=True",
             f"--DeltakitApp.data_dir={self.tmp / 'deltakit'}",
             f"--DeltakitApp.agents={json.dumps(AGENTS)}",
-            "--DeltakitApp.default_agent=demo",
             "--DeltakitApp.entry_point_agents=False",
             *self.extra_args,
         ]

@@ -1,8 +1,10 @@
 """With the server extension disabled, the widget says so and how to enable it, instead of
-spinning forever (on a second server started for this module)."""
+spinning forever; with the extension enabled but failed to load, it gives the reason and points
+to the server log (each on a server of its own, started for this module)."""
 
 from __future__ import annotations
 
+import urllib.error
 from collections.abc import Iterator
 
 import pytest
@@ -39,3 +41,36 @@ def test_widget_explains_a_disabled_extension(bare_session: Session) -> None:
     assert session.page.locator(".dk-chat").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)
     error.screenshot(path=str(ARTIFACTS / "widget-not-enabled.png"))
+
+
+@pytest.fixture(scope="module")
+def failed_lab() -> Iterator[LabProcess]:
+    with running_lab(extra_args=["--DeltakitApp.default_agent=nope"]) as proc:
+        yield proc
+
+
+@pytest.fixture
+def failed_session(browser: Browser, failed_lab: LabProcess) -> Iterator[Session]:
+    yield from open_session(browser, failed_lab)
+
+
+def test_widget_explains_an_extension_that_failed_to_load(failed_session: Session) -> None:
+    """Enabled but its set-up failed: the widget names the reason and the server log, and does
+    not tell the user to enable what is enabled."""
+    session, lab = failed_session, failed_session.lab
+    with pytest.raises(urllib.error.HTTPError) as err:
+        lab.get("deltakit/agents")
+    assert err.value.code == 503
+    lab.write_notebook("failed.ipynb", "from deltakit_nb import ChatWidget\nChatWidget()")
+    session.open_lab("failed.ipynb")
+    session.run_cell(0)
+    shown = session.page.locator(".dk-notice, .dk-load-error").filter(has_text="failed to load")
+    shown.wait_for()
+    assert shown.get_attribute("role") == "alert"
+    message = shown.inner_text()
+    assert "deltakit_nb failed to load: default_agent 'nope' names no agent" in message
+    assert "c.DeltakitApp.default_agent" in message
+    assert "See the Jupyter server log." in message
+    assert "enable" not in message
+    ARTIFACTS.mkdir(exist_ok=True)
+    session.chat().screenshot(path=str(ARTIFACTS / "widget-failed-to-load.png"))
