@@ -13,6 +13,7 @@ from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_de
 from .private import private_store
 from .runs import Retention, RunRegistry
 from .store import open_store
+from .threads import CellBindings
 
 STATIC = Path(__file__).parent / "static"
 
@@ -96,6 +97,7 @@ class DeltakitApp(ExtensionApp):
 
     registry: RunRegistry
     catalog: AgentCatalog
+    cells: CellBindings
     load_error = ""  # why set-up failed; the endpoints then answer 503 with it
 
     def initialize_settings(self) -> None:
@@ -145,6 +147,7 @@ class DeltakitApp(ExtensionApp):
                 store=store,
                 retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
             )
+            self.cells = CellBindings(store)
         except BaseException:
             if store is not None:
                 store.close()
@@ -157,8 +160,9 @@ class DeltakitApp(ExtensionApp):
             self.handlers.extend(failed_handlers(failure_message(self.load_error)))
             return
         from .handlers import default_handlers
+        from .thread_handlers import default_handlers as thread_handlers
 
-        self.handlers.extend(default_handlers)
+        self.handlers.extend(default_handlers + thread_handlers)
 
     async def stop_extension(self) -> None:
         # Must not raise whatever failed before: an exception here stops Jupyter's shutdown
