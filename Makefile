@@ -9,11 +9,13 @@ JS_SRC := $(wildcard js/src/*.js js/src/*.css) js/package.json js/package-lock.j
 CHROMIUM := /usr/bin/chromium
 export AGNO_TELEMETRY ?= false
 
-.PHONY: dev test lint pytest jstest lab bench notebooks chromium clean
+.PHONY: dev test lint pytest jstest lab dist bench notebooks chromium clean
 
 dev: $(STAMP) $(JS_BUNDLE)
 
-$(STAMP): pyproject.toml
+# The bundle first: the editable install's build hook (hatch-jupyter-builder, pyproject.toml)
+# then finds it newer than js/src and leaves npm alone.
+$(STAMP): pyproject.toml | $(JS_BUNDLE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -55,6 +57,12 @@ lab: dev
 	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab $(LAB_FLAGS) \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
 
+# sdist and wheel into dist/, both with the JS bundle (`dev` rebuilds it if js/ changed), so
+# neither installing the wheel nor building a wheel from the sdist needs Node.
+dist: dev
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 bench: dev chromium
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stream.py
@@ -66,4 +74,4 @@ notebooks: dev
 	cd notebooks && ../$(PY) refresh_outputs.py *.ipynb
 
 clean:
-	rm -rf $(VENV) js/node_modules $(JS_BUNDLE)
+	rm -rf $(VENV) js/node_modules $(JS_BUNDLE) dist
