@@ -52,10 +52,16 @@ test: dev chromium lint jstest pytest
 # extension manager); --allow-root only where it is needed (a container or CI as root).
 LAB_FLAGS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	--LabApp.extension_manager=readonly
+# Default settings for this run only (JUPYTER_CONFIG_PATH, your own config dir stays first):
+# JupyterLab's "get notified about official Jupyter news?" prompt answered No. Settings you
+# changed yourself still win; nothing is written to your JupyterLab settings.
+LAB_CONFIG_PATH := $(CURDIR)/jupyter-config/make-lab
 
 lab: dev
+	JUPYTER_CONFIG_PATH=$(LAB_CONFIG_PATH)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
 	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab $(LAB_FLAGS) \
-	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
+	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/quickstart.ipynb \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # sdist and wheel into dist/, both with the JS bundle (`dev` rebuilds it if js/ changed), so
 # neither installing the wheel nor building a wheel from the sdist needs Node.
