@@ -227,3 +227,38 @@ async def test_wheel_from_sdist_installs_and_runs_without_node(workdir: Path) ->
         raise
     finally:
         terminate(server)
+
+
+@pytest.mark.timeout(300)
+def test_a_clone_without_the_bundle_and_without_npm_does_not_build(workdir: Path) -> None:
+    """No silent wheel without its front end: from a clone where npm has not run, building
+    needs npm, and without it the build fails, saying so."""
+    src = source_copy(workdir)
+    (src / BUNDLE).unlink()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = no_node_path(Path(sys.executable).parent)
+    dist = workdir / "dist"
+    attempts = {
+        "wheel": [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
+        "sdist": [sys.executable, "-m", "build", "--sdist", "--outdir", str(dist), str(src)],
+        # pip prepares an editable install's metadata through the same hook; --dry-run so that
+        # nothing is installed into this environment even if it got that far.
+        "editable": [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "-e",
+            str(src),
+        ],
+    }
+    for name, cmd in attempts.items():
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=240, check=False, env=env, cwd=workdir
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, f"{name} built without npm:\n{output}"
+        assert "Could not find cmd (npm) in path" in output, f"{name}:\n{output}"
+    assert not dist.exists() or not list(dist.iterdir())
