@@ -9,11 +9,13 @@ JS_SRC := $(wildcard js/src/*.js js/src/*.css) js/package.json js/package-lock.j
 CHROMIUM := /usr/bin/chromium
 export AGNO_TELEMETRY ?= false
 
-.PHONY: dev test lint pytest jstest lab bench notebooks chromium clean
+.PHONY: dev test lint pytest jstest lab dist bench notebooks chromium clean
 
 dev: $(STAMP) $(JS_BUNDLE)
 
-$(STAMP): pyproject.toml
+# The bundle first: the editable install's build hook (hatch-jupyter-builder, pyproject.toml)
+# then finds it newer than js/src and leaves npm alone.
+$(STAMP): pyproject.toml | $(JS_BUNDLE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -50,10 +52,22 @@ test: dev chromium lint jstest pytest
 # extension manager); --allow-root only where it is needed (a container or CI as root).
 LAB_FLAGS := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 	--LabApp.extension_manager=readonly
+# Default settings for this run only (JUPYTER_CONFIG_PATH, your own config dir stays first):
+# JupyterLab's "get notified about official Jupyter news?" prompt answered No. Settings you
+# changed yourself still win; nothing is written to your JupyterLab settings.
+LAB_CONFIG_PATH := $(CURDIR)/jupyter-config/make-lab
 
 lab: dev
+	JUPYTER_CONFIG_PATH=$(LAB_CONFIG_PATH)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
 	DELTAKIT_DEMO_DELAY=$${DELTAKIT_DEMO_DELAY:-0.02} $(VENV)/bin/jupyter lab $(LAB_FLAGS) \
-	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/quickstart.ipynb
+	  --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/quickstart.ipynb \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# sdist and wheel into dist/, both with the JS bundle (`dev` rebuilds it if js/ changed), so
+# neither installing the wheel nor building a wheel from the sdist needs Node.
+dist: dev
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 bench: dev chromium
 	$(PY) -m pip install -q -e ".[bench]"
@@ -67,4 +81,4 @@ notebooks: dev
 	cd notebooks && ../$(PY) refresh_outputs.py *.ipynb
 
 clean:
-	rm -rf $(VENV) js/node_modules $(JS_BUNDLE)
+	rm -rf $(VENV) js/node_modules $(JS_BUNDLE) dist

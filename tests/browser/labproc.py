@@ -27,6 +27,7 @@ from jupyterproc import (  # tests/ is on the path (pytest's rootdir, the benchm
 )
 
 HERE = Path(__file__).resolve().parent
+LAB_CONFIG_PATH = HERE.parents[1] / "jupyter-config" / "make-lab"
 TOKEN = "browser-test-token"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,13 +84,7 @@ class LabProcess:
     def start(self, timeout: float = 90.0) -> float:
         self.port = free_port()
         config_dir = self.tmp / "jupyter-config"
-        (config_dir / "labconfig").mkdir(parents=True)
-        # No news/update toasts over the notebook.
-        (config_dir / "labconfig" / "page_config.json").write_text(
-            json.dumps(
-                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
-            )
-        )
+        config_dir.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DELTAKIT_")}
         pythonpath = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
         env.update(
@@ -97,6 +92,9 @@ class LabProcess:
             DELTAKIT_DEMO_DELAY=str(self.demo_delay),
             JUPYTER_DATA_DIR=str(self.tmp / "jupyter-data"),
             JUPYTER_CONFIG_DIR=str(config_dir),
+            # `make lab`'s default settings: no "get notified about Jupyter news?" toast over the
+            # notebook (it covers the widget's Send button).
+            JUPYTER_CONFIG_PATH=str(LAB_CONFIG_PATH),
             JUPYTER_RUNTIME_DIR=str(self.tmp / "jupyter-runtime"),
             IPYTHONDIR=str(self.tmp / "ipython"),
             PYTHONPATH=pythonpath,
