@@ -12,6 +12,7 @@ from traitlets import Bool, Dict, Float, Int, Unicode, default
 from .agents import DEMO_SPEC, AgentCatalog, disable_telemetry_by_default
 from .runs import Retention, RunRegistry
 from .store import open_store
+from .threads import CellBindings
 
 STATIC = Path(__file__).parent / "static"
 
@@ -99,6 +100,7 @@ class DeltakitApp(ExtensionApp):
 
     registry: RunRegistry
     catalog: AgentCatalog
+    cells: CellBindings
 
     def initialize_settings(self) -> None:
         disable_telemetry_by_default()
@@ -121,11 +123,13 @@ class DeltakitApp(ExtensionApp):
             store=store,
             retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
         )
+        self.cells = CellBindings(store)
 
     def initialize_handlers(self) -> None:
         from .handlers import default_handlers
+        from .thread_handlers import default_handlers as thread_handlers
 
-        self.handlers.extend(default_handlers)
+        self.handlers.extend(default_handlers + thread_handlers)
 
     async def stop_extension(self) -> None:
         await self.registry.shutdown()

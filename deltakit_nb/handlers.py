@@ -18,7 +18,7 @@ from tornado.iostream import StreamClosedError
 
 from . import protocol
 from .agents import AgentError
-from .protocol import FrameError, ResumeFrame, StartFrame
+from .protocol import FollowFrame, FrameError, ResumeFrame, StartFrame
 from .runs import Run, RunLimitError
 
 if TYPE_CHECKING:
@@ -42,9 +42,12 @@ def _run_json(run: Run, **extra: Any) -> str:
 
 
 class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
-    """Start and resume runs; each socket follows one run at a time."""
+    """Start and resume runs; each socket follows one run at a time, and may also follow a
+    thread (it is told when a run starts there)."""
 
     _subscription: asyncio.Task[None] | None = None
+    _thread: str | None = None  # the thread this socket follows
+    _starting = False
 
     @ws_authenticated
     @authorized("execute", resource=AUTH_RESOURCE)
@@ -68,6 +71,9 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
             frame = protocol.parse_frame(message, self.deltakit.max_message_chars)
         except FrameError as exc:
             self._send_error(str(exc))
+            return
+        if isinstance(frame, FollowFrame):  # not a subscription: it streams nothing by itself
+            self._follow_thread(frame.thread_id)
             return
         if not self._take_subscription():
             return
@@ -105,13 +111,46 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
 
     def _start(self, frame: StartFrame) -> None:
         app = self.deltakit
+        self._starting = True  # a run this socket starts is no news to it
         try:
             agent = app.catalog.resolve_name(frame.agent)
             run = app.registry.start(frame.message, frame.thread_id, agent)
         except (AgentError, RunLimitError) as exc:
             self._send_error(str(exc))
             return
+        finally:
+            self._starting = False
         self._follow(run, -1)
+
+    def _follow_thread(self, thread_id: str | None) -> None:
+        """Follow `thread_id` instead of any earlier thread (None: none); told of its active
+        run at once."""
+        self._unfollow_thread()
+        if thread_id is None:
+            return
+        registry = self.deltakit.registry
+        self._thread = thread_id
+        registry.thread_listeners.setdefault(thread_id, set()).add(self._thread_run)
+        active = registry.active_run(thread_id)
+        if active is not None:
+            self._thread_run(active)
+
+    def _thread_run(self, run: Run) -> None:
+        if self._starting:
+            return
+        notice = protocol.thread_run(run.thread_id, run.id, run.message, run.agent, run.created_at)
+        with contextlib.suppress(websocket.WebSocketClosedError):
+            self.write_message(protocol.encode(notice))
+
+    def _unfollow_thread(self) -> None:
+        thread_id, self._thread = self._thread, None
+        if thread_id is None:
+            return
+        listeners = self.deltakit.registry.thread_listeners
+        followers = listeners.get(thread_id, set())
+        followers.discard(self._thread_run)
+        if not followers:
+            listeners.pop(thread_id, None)
 
     def _follow(self, run: Run, after: int) -> None:
         self._unsubscribe()
@@ -133,6 +172,7 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
 
     def on_close(self) -> None:
         self._unsubscribe()
+        self._unfollow_thread()
 
 
 class DeltakitAPIHandler(DeltakitMixin, APIHandler):
@@ -190,6 +230,7 @@ class ThreadHandler(DeltakitAPIHandler):
     async def delete(self, thread_id: str) -> None:
         """Forget a thread: its runs, their events and its agno session."""
         deleted = await self.deltakit.registry.delete_thread(thread_id)
+        self.deltakit.cells.forget_thread(thread_id)
         await asyncio.to_thread(self.deltakit.catalog.delete_history, thread_id)
         self.write_json({"status": "ok", "deleted_runs": deleted})
 

@@ -28,6 +28,12 @@ class EventType(str, enum.Enum):
 TERMINAL_TYPES = frozenset({EventType.DONE.value, EventType.ERROR.value})
 
 
+class NoticeType(str, enum.Enum):
+    """Frames that are not events of a run (no eventId): sent only to sockets that asked."""
+
+    THREAD_RUN = "thread_run"
+
+
 class RunStatus(str, enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
@@ -78,6 +84,18 @@ def error(message: str) -> Event:
     return {"type": "error", "message": message}
 
 
+def thread_run(thread_id: str, run_id: str, message: str, agent: str, created_at: float) -> Event:
+    """Tells a socket following `thread_id` that a run started there (resume it to watch)."""
+    return {
+        "type": NoticeType.THREAD_RUN.value,
+        "threadId": thread_id,
+        "runId": run_id,
+        "message": message,
+        "agent": agent,
+        "createdAt": created_at,
+    }
+
+
 # Client frames.
 
 
@@ -98,20 +116,31 @@ class ResumeFrame:
     last_event_id: int = -1
 
 
-ClientFrame = StartFrame | ResumeFrame
+@dataclass(frozen=True)
+class FollowFrame:
+    """Follow a thread (None: stop following): be told of every run that starts in it."""
+
+    thread_id: str | None
+
+
+ClientFrame = StartFrame | ResumeFrame | FollowFrame
 
 MAX_ID_CHARS = 200
+FOLLOW_KEY = "followThread"
 
 
-def _optional_str(frame: dict[str, Any], key: str) -> str | None:
-    value = frame.get(key)
-    if value is None:
-        return None
+def check_id(value: Any, key: str) -> str:
+    """`value` if it is a valid id (thread, run, cell key), else FrameError naming `key`."""
     if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
         raise FrameError(f"'{key}' must be a non-empty string of at most {MAX_ID_CHARS} chars")
     if clean_text(value) != value:
         raise FrameError(f"'{key}' must be valid Unicode text (it holds a lone surrogate)")
     return value
+
+
+def _optional_str(frame: dict[str, Any], key: str) -> str | None:
+    value = frame.get(key)
+    return None if value is None else check_id(value, key)
 
 
 def clean_text(text: str) -> str:
@@ -134,6 +163,8 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
         raise FrameError("frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise FrameError("frame must be a JSON object")
+    if FOLLOW_KEY in frame:
+        return FollowFrame(thread_id=_optional_str(frame, FOLLOW_KEY))
     run_id = frame.get("runId")
     if run_id is not None:
         run_id = _optional_str(frame, "runId")

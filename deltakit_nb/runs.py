@@ -145,6 +145,9 @@ class RunRegistry:
         self.retention = retention or Retention()
         self._runs: dict[str, Run] = {}
         self._stopping = False
+        # Called with each run that starts in a thread (sockets that follow it); once per run,
+        # never per event.
+        self.thread_listeners: dict[str, set[Callable[[Run], None]]] = {}
         # Age retention runs at start and then at most every `age_prune_every` seconds, after
         # a run ends (it looks at every thread; the per-thread limit is applied every time).
         self.age_prune_every = AGE_PRUNE_EVERY
@@ -178,6 +181,8 @@ class RunRegistry:
             self.store.follow(run.id, run.log)
         run.log.append(protocol.run_started(run.id, run.thread_id, agent))
         run.task = asyncio.create_task(self._execute(run), name=f"deltakit-run-{run.id}")
+        for listener in list(self.thread_listeners.get(run.thread_id, ())):
+            listener(run)
         return run
 
     def get(self, run_id: str) -> Run | None:

@@ -56,6 +56,35 @@ MIGRATE_FROM_1 = """
 INSERT INTO event_batches SELECT run_id, event_id, event_id, body FROM events;
 DROP TABLE events;
 """
+# The thread each notebook cell last showed (deltakit_nb.cellkey). An addition that needs no
+# schema version: created when missing, and a store of this version without it reads the same.
+CELL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cell_threads (
+    key TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    updated_at REAL
+);
+CREATE INDEX IF NOT EXISTS cell_threads_by_thread ON cell_threads (thread_id);
+"""
+# Per thread: the first run (title, start), the newest (status, last activity), the count; one
+# pass over the runs table, never over the events.
+THREAD_SUMMARIES = """
+SELECT thread_id, substr(first_message, 1, ?), first_at,
+       COALESCE(finished_at, created_at) AS last_activity, status, runs
+FROM (
+    SELECT thread_id, status, created_at, finished_at,
+           FIRST_VALUE(message) OVER w AS first_message,
+           FIRST_VALUE(created_at) OVER w AS first_at,
+           COUNT(*) OVER (PARTITION BY thread_id) AS runs,
+           ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY created_at DESC, id DESC) AS n
+    FROM runs
+    WINDOW w AS (PARTITION BY thread_id ORDER BY created_at, id)
+)
+WHERE n = 1
+ORDER BY last_activity DESC
+LIMIT ?
+"""
+TITLE_CHARS = 120
 INSERT_BATCH = "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)"
 Batch = tuple[str, int, int, str]  # run id, first and last event id, the texts one per line
 
@@ -110,6 +139,7 @@ class EventStore:
                 )
             elif version != SCHEMA_VERSION:
                 raise StoreError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            self._read.executescript(CELL_SCHEMA)
             cols = [r[1] for r in self._read.execute("PRAGMA table_info(runs)")]
             if tuple(cols) != RUN_COLUMNS:
                 raise StoreError(f"unexpected runs table columns {cols}")
@@ -145,7 +175,11 @@ class EventStore:
         self._put(("follow", (run_id, events)))
 
     def delete_thread(self, thread_id: str) -> None:
+        """Drop the thread's runs, their events and the cell bindings to it."""
         self._put(("delete_thread", thread_id))
+
+    def bind_cell(self, key: str, thread_id: str) -> None:
+        self._put(("bind_cell", (key, thread_id, time.time())))
 
     def prune(
         self, keep_per_thread: int, max_age_seconds: float, thread_id: str | None = None
@@ -276,7 +310,10 @@ class EventStore:
                     events = []
                 if kind == "run":
                     conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", arg)
+                elif kind == "bind_cell":
+                    conn.execute("INSERT OR REPLACE INTO cell_threads VALUES (?, ?, ?)", arg)
                 elif kind == "delete_thread":
+                    conn.execute("DELETE FROM cell_threads WHERE thread_id = ?", (arg,))
                     self._delete_runs(
                         conn,
                         [
@@ -350,6 +387,20 @@ class EventStore:
                     "SELECT id FROM runs WHERE thread_id = ? ORDER BY created_at", (thread_id,)
                 )
             ]
+
+    def cell_thread(self, key: str) -> str | None:
+        with self._read_lock:
+            row = self._read.execute(
+                "SELECT thread_id FROM cell_threads WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def thread_summaries(self, limit: int) -> list[dict[str, Any]]:
+        """The threads with the newest activity first (see THREAD_SUMMARIES)."""
+        with self._read_lock:
+            rows = self._read.execute(THREAD_SUMMARIES, (TITLE_CHARS, limit)).fetchall()
+        keys = ("thread_id", "title", "created_at", "last_activity", "status", "runs")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def recover_interrupted(self) -> list[str]:
         """Mark runs left pending or running by a dead server as interrupted, each closed

@@ -60,7 +60,7 @@ def jp_server_config() -> dict[str, object]:
 
 # Strategies ---------------------------------------------------------------------------------
 
-FIELDS = ["message", "threadId", "agent", "runId", "lastEventId"]
+FIELDS = ["message", "threadId", "agent", "runId", "lastEventId", "followThread"]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -116,6 +116,7 @@ frames = st.one_of(
     objects.map(lambda o: json.dumps(o, allow_nan=True)),
     resumes.map(lambda o: json.dumps(o, allow_nan=True)),
     starts.map(lambda o: json.dumps(o, allow_nan=True)),
+    st.one_of(st.text(max_size=210), json_values).map(lambda t: json.dumps({"followThread": t})),
     json_values.map(json.dumps),  # any JSON at all: arrays, strings, numbers, null
     st.text(max_size=200),  # not JSON, mostly
     st.integers(MAX_FRAME_BYTES - 20, MAX_FRAME_BYTES + 20).map(
@@ -169,6 +170,8 @@ def check_reply(frames_seen: list[dict[str, Any]], expected: str | None) -> None
     for item in frames_seen:
         if item["type"] == "error" and "eventId" not in item:
             assert isinstance(item["message"], str) and item["message"]
+        elif item["type"] == "thread_run":  # a followed thread had a run in progress
+            assert isinstance(item["runId"], str) and isinstance(item["threadId"], str)
         else:  # the events of a run the frame started or resumed
             assert isinstance(item["eventId"], int) and isinstance(item["runId"], str)
 

@@ -57,7 +57,11 @@ ENDPOINTS = [
     ("GET", ("threads", "some-thread"), "read"),
     ("DELETE", ("threads", "some-thread"), "write"),
     ("POST", ("jobs", "some-run", "cancel"), "execute"),
+    ("GET", ("cells", "some-cell"), "read"),
+    ("PUT", ("cells", "some-cell"), "write"),
+    ("GET", ("threads",), "read"),
 ]
+BODIES = {"POST": "", "PUT": '{"thread_id": "some-thread"}'}
 
 
 @pytest.mark.parametrize(("method", "parts", "action"), ENDPOINTS)
@@ -68,7 +72,7 @@ async def test_authorizer_denying_deltakit_is_obeyed_over_http(
     parts: tuple[str, ...],
     action: str,
 ) -> None:
-    body = "" if method == "POST" else None
+    body = BODIES.get(method)
     with pytest.raises(HTTPClientError) as err:
         await jp_fetch("deltakit", *parts, method=method, body=body)
     assert err.value.code == 403
@@ -100,7 +104,7 @@ async def test_the_same_endpoints_answer_when_allowed(
     """The 403s above are the authorizer's: with it allowing, the endpoints answer."""
     asked: list[tuple[str, str]] = []
     monkeypatch.setattr(DenyListAuthorizer, "asked", asked)
-    body = "" if method == "POST" else None
+    body = BODIES.get(method)
     response = await jp_fetch("deltakit", *parts, method=method, body=body, raise_error=False)
     assert response.code in (200, 404)  # 404: no such run
     assert (action, AUTH_RESOURCE) in asked

@@ -28,10 +28,13 @@ async def test_unauthenticated_socket_is_refused(jp_ws_fetch: Any) -> None:
         ("GET", ("runs", "x")),
         ("GET", ("threads", "x")),
         ("POST", ("jobs", "x", "cancel")),
+        ("GET", ("cells", "x")),
+        ("PUT", ("cells", "x")),
+        ("GET", ("threads",)),
     ],
 )
 async def test_unauthenticated_http_is_refused(jp_fetch: Any, method: str, parts: tuple) -> None:
-    body = "" if method == "POST" else None
+    body = {"POST": "", "PUT": '{"thread_id": "t"}'}.get(method)
     with pytest.raises(HTTPClientError) as err:
         await jp_fetch("deltakit", *parts, method=method, body=body, headers=dict(NO_AUTH))
     assert err.value.code == 403
@@ -102,6 +105,25 @@ async def test_post_needs_xsrf_with_cookie_auth(
     )
     assert with_xsrf.code == 404  # past the XSRF check: the run does not exist
     assert "Run not found" in with_xsrf.body.decode() or with_xsrf.reason == "Run not found"
+
+
+async def test_put_cell_needs_xsrf_with_cookie_auth(
+    jp_fetch: Any, jp_http_port: int, jp_base_url: str
+) -> None:
+    jar = await login_cookies(jp_fetch)
+    client = AsyncHTTPClient()
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}deltakit/cells/cell-x"
+    cookie = cookie_header(jar)
+    body = '{"thread_id": "t-x"}'
+    without = await client.fetch(
+        url, method="PUT", body=body, headers={"Cookie": cookie}, raise_error=False
+    )
+    assert without.code == 403
+    assert json.loads((await jp_fetch("deltakit", "cells", "cell-x")).body)["thread_id"] is None
+    headers = {"Cookie": cookie, "X-XSRFToken": jar["_xsrf"]}
+    with_xsrf = await client.fetch(url, method="PUT", body=body, headers=headers)
+    assert json.loads(with_xsrf.body) == {"status": "ok"}
+    assert json.loads((await jp_fetch("deltakit", "cells", "cell-x")).body)["thread_id"] == "t-x"
 
 
 async def test_run_ids_are_uuid4(jp_ws_fetch: Any) -> None:

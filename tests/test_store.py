@@ -151,3 +151,24 @@ def test_the_writer_polls_while_a_log_is_open_and_sleeps_once_it_is_closed(
         assert event_ids(store, "r2") == [0]
     finally:
         store.close()
+
+
+def test_a_store_without_the_cell_table_gets_it_and_keeps_its_version(tmp_path: Path) -> None:
+    """The table of cell bindings is an addition: a store of the previous release (same schema
+    version, no such table) opens, gets it, and binds."""
+    path = tmp_path / "runs.sqlite"
+    EventStore(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE cell_threads")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    store = EventStore(path)
+    try:
+        assert store.cell_thread("cell-x") is None
+        store.bind_cell("cell-x", "t")
+        assert store.flush(5)
+        assert store.cell_thread("cell-x") == "t"
+        with store._read_lock:
+            assert store._read.execute("PRAGMA user_version").fetchone()[0] == version
+    finally:
+        store.close()
