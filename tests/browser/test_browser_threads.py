@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Locator
 
-from .browserkit import Session
+from .browserkit import ARTIFACTS, Session
 
 WIDGET = "from deltakit_nb import ChatWidget\nChatWidget(height=360)"
 # Long enough to reload, restart or re-run in the middle of it.
@@ -185,6 +185,12 @@ def test_new_chat_then_rerun_shows_the_newest_and_the_list_opens_and_deletes(
     menu_item(session, first).wait_for()
     assert menu_item(session, second).get_attribute("class") == "dk-menu-item dk-current"
     assert "echo first conversation" in menu_item(session, first).inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "widget-conversations.png"
+    shot.unlink(missing_ok=True)
+    page.mouse.move(0, 0)  # no hover effects in the picture
+    session.chat().screenshot(path=str(shot))
+    assert shot.stat().st_size > 5_000
     menu_item(session, first).locator(".dk-menu-open").click()
     page.wait_for_function(
         "t => document.querySelector('.dk-chat')?.dataset.threadId === t", arg=first
