@@ -194,9 +194,9 @@ export class Controller {
 
   // ---- server --------------------------------------------------------------------------------
 
-  // A cell's widget shows the thread last bound to its cell key. Only when the kernel left the
-  // choice to the cell (thread_id is the key itself or one of its "New chat" ids): an explicit
-  // `ChatWidget(thread_id=...)` is shown as asked. `_fresh` (`new=True`) binds the new thread.
+  // A cell's widget shows the thread last bound to its cell key, also when it comes back from
+  // saved state (which may predate the last switch). When the kernel chose the thread
+  // (`new=True`, an explicit `thread_id=`: `_fresh`), the cell is bound to it instead, once.
   async bindCell() {
     const key = this.cellKey;
     const thread = this.threadId;
@@ -209,7 +209,6 @@ export class Controller {
         safeSave(this.model);
         return;
       }
-      if (thread !== key && !thread.startsWith(`${key}-`)) return;
       const data = await fetchJson(this.cfg, path, { fetchImpl: this.fetchImpl });
       const bound = data?.thread_id;
       // The user may have switched threads meanwhile: their choice wins.

@@ -442,23 +442,33 @@ test("a cell's widget shows the thread last bound to its cell key", async () => 
   controller.dispose();
 });
 
-test("new=True binds the fresh thread to the cell; an explicit thread_id leaves the binding alone", async () => {
+test("new=True or an explicit thread binds the cell once; a widget from saved state follows the binding", async () => {
   const server = new FakeServer();
   const fresh = fakeModel({ thread_id: "cell-k-123", cell_key: "cell-k", _fresh: true });
   const a = make(server, fresh).controller;
   await until(() => fresh.attrs._fresh === false, "PUT binding");
   assert.equal(server.cells.get("cell-k"), "cell-k-123");
   assert.equal(fresh.attrs.thread_id, "cell-k-123");
+  assert.ok(!server.requests.includes("GET cells/cell-k"), "a fresh thread is not looked up");
   a.dispose();
 
+  // Saved with a thread opened from the list; the cell was switched again before a reload.
   const server2 = new FakeServer();
-  server2.cells.set("cell-k", "cell-k-other");
-  const explicit = fakeModel({ thread_id: "chosen", cell_key: "cell-k", _fresh: false });
-  const b = make(server2, explicit).controller;
-  await until(() => server2.requests.includes("GET threads/chosen"), "hydrate");
-  assert.equal(explicit.attrs.thread_id, "chosen");
-  assert.ok(!server2.requests.some((r) => r.includes("cells/")), server2.requests.join());
+  server2.cells.set("cell-k", "cell-k-newer");
+  const saved = fakeModel({ thread_id: "from-the-list", cell_key: "cell-k", _fresh: false });
+  const b = make(server2, saved).controller;
+  await until(() => server2.requests.includes("GET threads/cell-k-newer"), "hydrate");
+  assert.equal(saved.attrs.thread_id, "cell-k-newer");
+  assert.ok(!server2.requests.includes("GET threads/from-the-list"));
   b.dispose();
+
+  // Outside a notebook cell there is no key: no binding at all.
+  const server3 = new FakeServer();
+  const plain = fakeModel({ thread_id: "t9", cell_key: "", _fresh: true });
+  const c = make(server3, plain).controller;
+  await until(() => server3.requests.includes("GET threads/t9"), "hydrate");
+  assert.ok(!server3.requests.some((r) => r.includes("cells/")), server3.requests.join());
+  c.dispose();
 });
 
 test("thread_run: a run started in another view shows up and is resumed from its start", async () => {
