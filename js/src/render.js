@@ -70,7 +70,7 @@ export class ChatView {
     this.thread = h("span", "dk-thread", { "data-testid": "dk-thread" });
     this.threadLabel = h("code", "dk-thread-id");
     this.copyButton = this.button("Copy", "dk-copy", "Copy the thread id");
-    this.thread.append(this.threadLabel, this.copyButton);
+    this.thread.append(text("span", "dk-thread-label", "thread"), this.threadLabel, this.copyButton);
     this.newButton = this.button("New chat", "dk-new", "Start a new conversation in this cell");
     this.listButton = this.button("Conversations", "dk-list-toggle", "Open an earlier conversation");
     this.listButton.setAttribute("aria-haspopup", "true");
