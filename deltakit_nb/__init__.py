@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ChatWidget", "__version__"]
+__all__ = ["ChatWidget", "__version__", "list_threads"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,6 +18,10 @@ def __getattr__(name: str) -> Any:
         from .widget import ChatWidget
 
         return ChatWidget
+    if name == "list_threads":
+        from .serverlink import list_threads
+
+        return list_threads
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

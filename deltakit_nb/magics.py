@@ -2,7 +2,8 @@
 # mypy: disable-error-code="no-untyped-call"
 """IPython magics: ``%chat`` and ``%%chat``, registered by ``%load_ext deltakit_nb``.
 
-    %chat --agent demo --title "Scratch"     display a ChatWidget
+    %chat --agent demo --title "Scratch"     display a ChatWidget (the cell's conversation)
+    %chat --new                              display one with a new conversation
     %%chat --agent demo                      display one and send the cell body as the first
     What is 12 * (3 + 4)?                    message
 
@@ -38,6 +39,7 @@ class ChatMagics(Magics):
     @magic_arguments()
     @argument("--agent", "-a", help="Agent name (default: the server's default agent).")
     @argument("--thread", "-t", help="Thread id: continue that conversation.")
+    @argument("--new", action="store_true", help="Start a new conversation for this cell.")
     @argument("--title", help="Title shown above the chat.")
     @argument("--placeholder", help="Placeholder text of the input box.")
     @argument("--height", help="Height in pixels, or a CSS length such as 60vh.")
@@ -70,8 +72,12 @@ def make_widget(args: Any) -> ChatWidget:
     options: dict[str, Any] = {}
     if args.agent:
         options["agent"] = args.agent
+    if args.thread and args.new:
+        raise UsageError("%chat: --new starts a new conversation; it cannot go with --thread")
     if args.thread:
         options["thread_id"] = args.thread
+    if args.new:
+        options["new"] = True
     if args.title is not None:
         options["title"] = args.title
     if args.placeholder is not None:

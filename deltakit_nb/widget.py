@@ -18,6 +18,7 @@ import anywidget
 import traitlets
 
 from deltakit_nb import __version__
+from deltakit_nb.cellkey import current_cell_key
 
 __all__ = ["ChatWidget"]
 
@@ -53,7 +54,14 @@ class ChatWidget(anywidget.AnyWidget):
     agent = traitlets.Unicode(
         "", help="Configured agent name; empty for the server's default."
     ).tag(sync=True)
-    thread_id = traitlets.Unicode(help="Conversation id, fixed at creation.").tag(sync=True)
+    thread_id = traitlets.Unicode(
+        help="Conversation id. In a notebook cell it starts as the cell's key (the cell's "
+        "first conversation); the front end then shows the one the cell last had open."
+    ).tag(sync=True)
+    cell_key = traitlets.Unicode(
+        "",
+        help="Key of the notebook cell that made the widget (deltakit_nb.cellkey); '' outside one.",
+    ).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode(
         "Message the agent… (Enter to send, Shift+Enter for a new line)"
@@ -76,10 +84,24 @@ class ChatWidget(anywidget.AnyWidget):
     _handled = traitlets.List(traitlets.Unicode()).tag(sync=True)
     # Tells this model apart from others in the front end (anywidget hands out proxies).
     _instance_id = traitlets.Unicode().tag(sync=True)
+    # The kernel chose thread_id (new=True or an explicit thread_id): the front end binds the
+    # cell to it instead of switching to the thread the cell last showed.
+    _fresh = traitlets.Bool(False).tag(sync=True)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, new: bool = False, **kwargs: Any) -> None:
+        explicit = frozenset(k for k in _OPTIONS if k in kwargs)
+        if new and "thread_id" in kwargs:
+            raise ValueError("ChatWidget: new=True starts a new conversation; drop thread_id=")
+        if "cell_key" not in kwargs:
+            kwargs["cell_key"] = current_cell_key()
+        key = kwargs["cell_key"]
+        if new:
+            kwargs["thread_id"] = f"{key}-{uuid.uuid4().hex[:12]}" if key else _new_id()
+        elif key and "thread_id" not in kwargs:
+            kwargs["thread_id"] = key
+        kwargs.setdefault("_fresh", new or "thread_id" in explicit)
         super().__init__(**kwargs)
-        self._explicit = frozenset(k for k in _OPTIONS if k in kwargs)
+        self._explicit = explicit
 
     @traitlets.default("thread_id")
     def _default_thread_id(self) -> str:

@@ -65,6 +65,14 @@ def test_line_magic_defaults_and_pixel_height(ip: InteractiveShell) -> None:
     assert tall.thread_id != plain.thread_id
 
 
+def test_new_starts_a_new_conversation(ip: InteractiveShell) -> None:
+    """(Outside a notebook cell here; in a real cell: tests/test_cellkey.py.)"""
+    (plain,) = run(ip, "%chat")
+    (new,) = run(ip, "%chat --new")
+    assert new._fresh and not plain._fresh
+    assert len(new.thread_id) == 32 and new.thread_id != plain.thread_id
+
+
 def test_cell_magic_sends_the_body_as_the_first_message(ip: InteractiveShell) -> None:
     (widget,) = run(ip, "%%chat --agent demo --name chat\nwhat is 12 * (3 + 4)?\n\n")
     assert widget.agent == "demo"
@@ -94,6 +102,7 @@ def test_name_binds_the_widget_in_the_namespace(ip: InteractiveShell) -> None:
         ('%chat --title "unclosed', "No closing quotation"),
         ("%chat --name not-an-identifier", "not a Python identifier"),
         ("%chat --thread '  '", "thread_id"),
+        ("%chat --new --thread t-1", "--new starts a new conversation"),
     ],
 )
 def test_bad_options_are_usage_errors(ip: InteractiveShell, line: str, needle: str) -> None:

@@ -167,3 +167,24 @@ def test_esm_is_the_small_loader_with_a_version_stamp() -> None:
     assert "jupyter server extension enable deltakit_nb" in esm
     assert len(esm) < 4000
     assert (STATIC / "loader.js").exists()
+
+
+def test_cell_key_new_and_explicit_threads() -> None:
+    """(Outside a notebook cell here; the key of a real cell is in tests/test_cellkey.py.)"""
+    plain = ChatWidget()
+    assert (plain.cell_key, plain._fresh) == ("", False) and len(plain.thread_id) == 32
+    fresh = ChatWidget(new=True)
+    assert fresh._fresh and len(fresh.thread_id) == 32 and fresh.thread_id != plain.thread_id
+    in_cell = ChatWidget(cell_key="cell-k")
+    assert (in_cell.thread_id, in_cell._fresh) == ("cell-k", False)
+    again = ChatWidget(cell_key="cell-k", new=True)
+    assert again.thread_id.startswith("cell-k-") and len(again.thread_id) == 6 + 1 + 12
+    assert again._fresh
+    chosen = ChatWidget(cell_key="cell-k", thread_id="t-9")
+    assert (chosen.thread_id, chosen._fresh) == ("t-9", True)  # the explicit thread wins
+    with pytest.raises(ValueError, match="new=True"):
+        ChatWidget(new=True, thread_id="t-9")
+    state = synced_state(again)
+    assert state["cell_key"] == "cell-k" and state["_fresh"] is True
+    # nbval compares reprs: what the kernel chose by itself is not in them.
+    assert repr(fresh) == repr(in_cell) == repr(again) == "ChatWidget()"
