@@ -354,7 +354,10 @@ export class Controller {
     const events = [];
     for (const e of frames) {
       if (e.type === "thread_run" && !Number.isInteger(e.eventId)) this.threadRun(e);
-      else if (!this.stale.has(e.runId)) events.push(e);
+      else if (e.type === "run_started" && typeof e.threadId === "string" && e.threadId !== this.threadId) {
+        // A start sent just before a thread switch: that run belongs to the thread left behind.
+        this.stale.add(e.runId);
+      } else if (!this.stale.has(e.runId)) events.push(e);
     }
     if (!events.length) return;
     this.inbox.push(...events);

@@ -244,6 +244,12 @@ export function reduce(state, action) {
       // A run another view started in this thread (a `thread_run` notice): shown at once with
       // its user message, then filled by the resume. A run known here already is left alone.
       if (typeof action.runId !== "string" || !action.runId || indexOfRun(state, action.runId) >= 0) return state;
+      // This view's own start whose run_started was lost with a dropped socket: the notice
+      // names its run (the server tells every socket but the one that sent the start).
+      const pending = indexOfPending(state);
+      if (pending >= 0 && state.runs[pending].message === action.message) {
+        return replaceRun(state, pending, { ...state.runs[pending], runId: action.runId, status: "running" });
+      }
       const run = newRun({
         runId: action.runId,
         message: typeof action.message === "string" ? action.message : "",

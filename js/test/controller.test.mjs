@@ -537,3 +537,20 @@ test("the conversation list and delete go to the threads endpoints; deleting the
   assert.match(model.attrs.thread_id, /^[0-9a-f]{32}$/);
   controller.dispose();
 });
+
+test("a start sent just before New chat stays with the thread it was sent to", async () => {
+  const server = new FakeServer();
+  const model = fakeModel({ thread_id: "t1", cell_key: "" });
+  const { controller } = make(server, model);
+  await until(() => controller.hydrated, "hydrate");
+  controller.send("to the old thread");
+  await until(() => server.frames.some((f) => f.message === "to the old thread"), "start frame");
+  await controller.newChat();
+  // run_started for the old thread's run arrives after the switch, then its events.
+  for (const e of runEvents("r1")) server.socket.push(e);
+  await until(() => controller.hydrated, "hydrate the new thread");
+  await tick();
+  await tick();
+  assert.deepEqual(controller.state.runs, []);
+  controller.dispose();
+});

@@ -316,3 +316,16 @@ test("reset drops the previous thread's runs and notice", () => {
   s = reduce(s, { type: "reset" });
   assert.deepEqual(s, initialState());
 });
+
+test("a notice for this view's own start (its run_started lost) names that run, not a second one", () => {
+  let s = reduce(initialState(), { type: "send", localId: "l1", message: "count 3" });
+  s = reduce(s, { type: "remoteRun", runId: "r1", message: "count 3" });
+  assert.equal(s.runs.length, 1);
+  assert.equal(s.runs[0].runId, "r1");
+  assert.equal(s.runs[0].key, "local-l1");
+  assert.equal(s.runs[0].status, "running");
+  // Another message's run is another run.
+  s = reduce(reduce(initialState(), { type: "send", localId: "l2", message: "mine" }), { type: "remoteRun", runId: "r2", message: "theirs" });
+  assert.equal(s.runs.length, 2);
+  assert.equal(s.runs[0].runId, null);
+});
