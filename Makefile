@@ -60,6 +60,7 @@ bench: dev chromium
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_browser.py
+	$(PY) benchmarks/bench_threads.py
 
 # Re-run the example notebooks and save the outputs nbval checks.
 notebooks: dev

@@ -66,21 +66,21 @@ CREATE TABLE IF NOT EXISTS cell_threads (
 );
 CREATE INDEX IF NOT EXISTS cell_threads_by_thread ON cell_threads (thread_id);
 """
-# Per thread: the first run (title, start), the newest (status, last activity), the count; one
-# pass over the runs table, never over the events.
+# Per thread: the newest run (status, last activity; SQLite takes the bare columns of a MAX()
+# aggregate from the row that has the maximum) and the run count, in one pass over the runs
+# table, never over the events; then the title and start of the listed threads only, from the
+# runs_by_thread index.
 THREAD_SUMMARIES = """
-SELECT thread_id, substr(first_message, 1, ?), first_at,
-       COALESCE(finished_at, created_at) AS last_activity, status, runs
+SELECT thread_id,
+       (SELECT substr(message, 1, ?) FROM runs f WHERE f.thread_id = g.thread_id
+        ORDER BY created_at LIMIT 1),
+       (SELECT MIN(created_at) FROM runs f WHERE f.thread_id = g.thread_id),
+       last_activity, status, runs
 FROM (
-    SELECT thread_id, status, created_at, finished_at,
-           FIRST_VALUE(message) OVER w AS first_message,
-           FIRST_VALUE(created_at) OVER w AS first_at,
-           COUNT(*) OVER (PARTITION BY thread_id) AS runs,
-           ROW_NUMBER() OVER (PARTITION BY thread_id ORDER BY created_at DESC, id DESC) AS n
-    FROM runs
-    WINDOW w AS (PARTITION BY thread_id ORDER BY created_at, id)
-)
-WHERE n = 1
+    SELECT thread_id, MAX(created_at), COALESCE(finished_at, created_at) AS last_activity,
+           status, COUNT(*) AS runs
+    FROM runs GROUP BY thread_id
+) AS g
 ORDER BY last_activity DESC
 LIMIT ?
 """

@@ -170,5 +170,9 @@ def test_a_store_without_the_cell_table_gets_it_and_keeps_its_version(tmp_path: 
         assert store.cell_thread("cell-x") == "t"
         with store._read_lock:
             assert store._read.execute("PRAGMA user_version").fetchone()[0] == version
+        store.bind_cell("cell-y", "other")
+        store.delete_thread("t")  # drops the bindings to the thread, and only those
+        assert store.flush(5)
+        assert (store.cell_thread("cell-x"), store.cell_thread("cell-y")) == (None, "other")
     finally:
         store.close()
