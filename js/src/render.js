@@ -81,7 +81,11 @@ export class ChatView {
       this.controller.newChat();
     });
     this.listButton.addEventListener("click", () => (this.menu.hidden ? this.openMenu() : this.closeMenu()));
-    header.append(this.title, this.agent, this.thread, this.status, this.newButton, this.listButton);
+    // Status and buttons wrap as one group when the cell is narrow.
+    const actions = h("span", "dk-actions");
+    actions.append(this.status, this.newButton, this.listButton);
+    header.append(this.title, this.agent, this.thread, actions);
+    this.header = header;
 
     this.menu = h("div", "dk-menu", { "data-testid": "dk-menu", role: "dialog", "aria-label": "Conversations" });
     this.menu.hidden = true;
@@ -188,6 +192,8 @@ export class ChatView {
   // ---- conversations menu ------------------------------------------------------------------
 
   async openMenu() {
+    // Right under the header, however many lines it wrapped to.
+    this.menu.style.top = `${this.header.offsetTop + this.header.offsetHeight + 2}px`;
     this.menu.hidden = false;
     this.listButton.setAttribute("aria-expanded", "true");
     this.menu.replaceChildren(text("div", "dk-menu-note", "Loading…"));
