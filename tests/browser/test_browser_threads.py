@@ -161,6 +161,14 @@ def test_new_chat_then_rerun_shows_the_newest_and_the_list_opens_and_deletes(
     session.run_cell(0)
     session.wait_chat()
     first = thread_of(session)
+    # The header shows the thread id (its tail; all of it on hover) and copies all of it.
+    thread_el = session.chat().locator(".dk-thread")
+    assert first[-8:] in thread_el.inner_text()
+    assert first in (thread_el.get_attribute("title") or "")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    session.chat().locator(".dk-copy").click()
+    session.chat().locator(".dk-copy", has_text="Copied").wait_for()
+    assert page.evaluate("() => navigator.clipboard.readText()") == first
     session.send("echo first conversation")
     session.wait_status("completed")
 
