@@ -5,7 +5,6 @@ key there holds the notebook's full path."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,13 @@ def post(server: JupyterProcess, path: str, body: dict[str, Any]) -> Any:
         return json.loads(response.read())
 
 
-async def test_a_notebook_kernel_lists_the_threads_of_its_own_server(tmp_path: Path) -> None:
+async def test_a_notebook_kernel_lists_the_threads_of_its_own_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runtime = tmp_path / "runtime"  # both servers' info files side by side
     env = {"JUPYTER_RUNTIME_DIR": str(runtime)}
     for name in ("DELTAKIT_SERVER_URL", "DELTAKIT_SERVER_TOKEN", "JUPYTERHUB_API_TOKEN"):
-        assert name not in os.environ
+        monkeypatch.delenv(name, raising=False)  # the servers and their kernels inherit these
     with (
         JupyterProcess(tmp_path / "mine", env=env) as mine,
         JupyterProcess(tmp_path / "other", env=env) as other,
