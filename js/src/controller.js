@@ -12,6 +12,13 @@ function localId() {
   return `${Date.now().toString(36)}-${localCounter}`;
 }
 
+function randomHex(chars) {
+  const bytes = new Uint8Array(Math.ceil(chars / 2));
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, chars);
+}
+
 function safeSave(model) {
   try {
     model.save_changes();
@@ -49,9 +56,15 @@ export class Controller {
     this.messagesSignature = null;
     this.handled = new Set(model.get("_handled") ?? []);
     this.disposed = false;
+    this.thread = model.get("thread_id"); // the thread `state` belongs to
+    this.stale = new Set(); // runIds of threads shown before: their late events are dropped
 
     this.onRequests = () => this.takeRequests();
     model.on("change:_requests", this.onRequests);
+    this.onThread = () => this.threadChanged();
+    model.on("change:thread_id", this.onThread);
+    // Nothing is read or sent before the cell's binding says which thread this widget shows.
+    this.ready = this.bindCell();
 
     this.transport = new Transport({
       url: socketUrl(cfg),
@@ -59,6 +72,7 @@ export class Controller {
       backoff,
       onOpen: () => {
         this.generation += 1;
+        this.follow();
         this.resync();
       },
       onEvents: (events) => this.receive(events),
@@ -76,6 +90,10 @@ export class Controller {
 
   get threadId() {
     return this.model.get("thread_id");
+  }
+
+  get cellKey() {
+    return this.model.get("cell_key") || "";
   }
 
   // ---- views ------------------------------------------------------------------------------
@@ -114,6 +132,45 @@ export class Controller {
     }
   }
 
+  // Start a fresh conversation in this widget (the cell's earlier ones stay on the server).
+  newChat() {
+    const key = this.cellKey;
+    return this.switchThread(key ? `${key}-${randomHex(12)}` : randomHex(32));
+  }
+
+  // Show another thread here; with a cell key, re-running the cell shows it too.
+  async switchThread(threadId) {
+    if (typeof threadId !== "string" || !threadId || threadId === this.threadId) return;
+    this.model.set("thread_id", threadId);
+    safeSave(this.model);
+    this.threadChanged();
+    const key = this.cellKey;
+    if (key) {
+      try {
+        await fetchJson(this.cfg, `cells/${encodeURIComponent(key)}`, {
+          method: "PUT",
+          body: { thread_id: threadId },
+          fetchImpl: this.fetchImpl,
+        });
+      } catch (err) {
+        this.dispatch({ type: "notice", message: `Could not remember this conversation for the cell: ${err.message}` });
+      }
+    }
+  }
+
+  async listThreads(limit = 50) {
+    const data = await fetchJson(this.cfg, `threads?limit=${limit}`, { fetchImpl: this.fetchImpl });
+    return Array.isArray(data?.threads) ? data.threads : [];
+  }
+
+  async deleteThread(threadId) {
+    await fetchJson(this.cfg, `threads/${encodeURIComponent(threadId)}`, {
+      method: "DELETE",
+      fetchImpl: this.fetchImpl,
+    });
+    if (threadId === this.threadId) await this.newChat();
+  }
+
   // ---- kernel requests (synced, so they survive until a front end exists) -----------------
 
   takeRequests() {
@@ -137,6 +194,64 @@ export class Controller {
 
   // ---- server --------------------------------------------------------------------------------
 
+  // A cell's widget shows the thread last bound to its cell key, also when it comes back from
+  // saved state (which may predate the last switch). When the kernel chose the thread
+  // (`new=True`, an explicit `thread_id=`: `_fresh`), the cell is bound to it instead, once.
+  async bindCell() {
+    const key = this.cellKey;
+    const thread = this.threadId;
+    if (!key || !thread) return;
+    const path = `cells/${encodeURIComponent(key)}`;
+    try {
+      if (this.model.get("_fresh")) {
+        await fetchJson(this.cfg, path, { method: "PUT", body: { thread_id: thread }, fetchImpl: this.fetchImpl });
+        this.model.set("_fresh", false);
+        safeSave(this.model);
+        return;
+      }
+      const data = await fetchJson(this.cfg, path, { fetchImpl: this.fetchImpl });
+      const bound = data?.thread_id;
+      // The user may have switched threads meanwhile: their choice wins.
+      if (typeof bound === "string" && bound && bound !== thread && this.threadId === thread) {
+        this.model.set("thread_id", bound);
+        safeSave(this.model);
+        this.threadChanged();
+      }
+    } catch (err) {
+      if (!(err instanceof HttpError && err.status === 404)) {
+        this.dispatch({ type: "notice", message: `Could not look up this cell's conversation: ${err.message}` });
+      }
+    }
+  }
+
+  // The socket is told which thread to watch, so runs started elsewhere show up here live.
+  follow() {
+    this.transport.send({ followThread: this.threadId });
+  }
+
+  threadChanged() {
+    if (this.threadId === this.thread || this.disposed) return;
+    this.thread = this.threadId;
+    for (const run of this.state.runs) if (run.runId) this.stale.add(run.runId);
+    this.inbox = [];
+    this.queue = [];
+    this.sent.clear();
+    this.following = null;
+    this.messagesSignature = null;
+    this.hydrated = false;
+    this.dispatch({ type: "reset" });
+    this.follow();
+    this.resync();
+  }
+
+  // `thread_run`: a run started in this thread from another view; show it and follow it.
+  threadRun(notice) {
+    if (notice.threadId !== this.threadId || typeof notice.runId !== "string" || !notice.runId) return;
+    this.stale.delete(notice.runId);
+    this.dispatch({ type: "remoteRun", runId: notice.runId, message: notice.message, agent: notice.agent });
+    this.advance();
+  }
+
   async loadAgents() {
     try {
       const data = await fetchJson(this.cfg, "agents", { fetchImpl: this.fetchImpl });
@@ -155,18 +270,30 @@ export class Controller {
       return this.syncing;
     }
     this.syncing = (async () => {
+      await this.ready;
       do {
         this.syncAgain = false;
         const generation = this.generation;
+        const threadId = this.threadId;
         try {
-          const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(this.threadId)}`, {
+          const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(threadId)}`, {
             fetchImpl: this.fetchImpl,
           });
+          if (threadId !== this.threadId) {
+            // Switched threads while reading: this snapshot belongs to the previous one.
+            this.syncAgain = true;
+            continue;
+          }
+          for (const r of thread?.runs ?? []) this.stale.delete(r?.run_id);
           this.flush();
           this.dispatch({ type: "hydrate", thread });
           if (this.loadFailed) this.dispatch({ type: "notice", message: null });
           this.loadFailed = false;
         } catch (err) {
+          if (threadId !== this.threadId) {
+            this.syncAgain = true;
+            continue;
+          }
           if (!(err instanceof HttpError && err.status === 404)) {
             this.loadFailed = true;
             this.dispatch({ type: "notice", message: `Could not load the conversation: ${err.message}` });
@@ -223,7 +350,16 @@ export class Controller {
     }
   }
 
-  receive(events) {
+  receive(frames) {
+    const events = [];
+    for (const e of frames) {
+      if (e.type === "thread_run" && !Number.isInteger(e.eventId)) this.threadRun(e);
+      else if (e.type === "run_started" && typeof e.threadId === "string" && e.threadId !== this.threadId) {
+        // A start sent just before a thread switch: that run belongs to the thread left behind.
+        this.stale.add(e.runId);
+      } else if (!this.stale.has(e.runId)) events.push(e);
+    }
+    if (!events.length) return;
     this.inbox.push(...events);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -281,9 +417,11 @@ export class Controller {
 
   async fetchRunStatus(runId) {
     try {
-      const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(this.threadId)}`, {
+      const threadId = this.threadId;
+      const thread = await fetchJson(this.cfg, `threads/${encodeURIComponent(threadId)}`, {
         fetchImpl: this.fetchImpl,
       });
+      if (threadId !== this.threadId) return;
       this.dispatch({ type: "hydrate", thread });
       const run = this.state.runs.find((r) => r.runId === runId);
       if (run && !isTerminal(run.status) && thread?.active_run_id !== runId) {
@@ -350,6 +488,7 @@ export class Controller {
     clearTimeout(this.retryTimer);
     clearTimeout(this.flushTimer);
     this.model.off("change:_requests", this.onRequests);
+    this.model.off("change:thread_id", this.onThread);
     this.transport.close();
     this.listeners.clear();
   }

@@ -1,4 +1,5 @@
 // The anywidget module behind deltakit_nb/static/loader.js.
+import { keepCleanAfterRestore } from "./clean.js";
 import { Controller } from "./controller.js";
 import { ChatView } from "./render.js";
 import css from "./style.css";
@@ -31,6 +32,7 @@ export default {
     controllers.get(key)?.dispose();
     const controller = new Controller(model);
     controllers.set(key, controller);
+    keepCleanAfterRestore(model);
     return () => {
       controller.dispose();
       if (controllers.get(key) === controller) controllers.delete(key);
@@ -38,6 +40,7 @@ export default {
   },
   render({ model, el }) {
     injectStyle();
+    el.classList.add("dk-host");
     const key = keyOf(model);
     let controller = controllers.get(key);
     let owned = false;

@@ -240,6 +240,27 @@ export function reduce(state, action) {
       if (i < 0 || isTerminal(state.runs[i].status)) return state;
       return replaceRun(state, i, { ...state.runs[i], status: action.status, error: action.error ?? state.runs[i].error });
     }
+    case "remoteRun": {
+      // A run another view started in this thread (a `thread_run` notice): shown at once with
+      // its user message, then filled by the resume. A run known here already is left alone.
+      if (typeof action.runId !== "string" || !action.runId || indexOfRun(state, action.runId) >= 0) return state;
+      // This view's own start whose run_started was lost with a dropped socket: the notice
+      // names its run (the server tells every socket but the one that sent the start).
+      const pending = indexOfPending(state);
+      if (pending >= 0 && state.runs[pending].message === action.message) {
+        return replaceRun(state, pending, { ...state.runs[pending], runId: action.runId, status: "running" });
+      }
+      const run = newRun({
+        runId: action.runId,
+        message: typeof action.message === "string" ? action.message : "",
+        agent: typeof action.agent === "string" ? action.agent : "",
+        status: "running",
+      });
+      return { ...state, runs: [...state.runs, run] };
+    }
+    case "reset":
+      // Another thread is shown: nothing of the previous one may leak into it.
+      return initialState();
     case "notice":
       return { ...state, notice: action.message ?? null };
     default:

@@ -2,6 +2,7 @@
 // except markdown, which goes through markdown.js (html:false + DOMPurify).
 import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
 import { activeRun, isTerminal } from "./reducer.js";
+import { relativeTime, shortId } from "./when.js";
 
 const LONG_RESULT_CHARS = 600;
 const LONG_RESULT_LINES = 12;
@@ -64,7 +65,48 @@ export class ChatView {
     this.statusDot = h("span", "dk-status-dot");
     this.statusLabel = h("span", "dk-status-label");
     this.status.append(this.statusDot, this.statusLabel);
-    header.append(this.title, this.agent, this.status);
+    // Which conversation this is (copyable, to open it elsewhere with ChatWidget(thread_id=...)),
+    // and the controls to start over or go back to an earlier one.
+    this.thread = h("span", "dk-thread", { "data-testid": "dk-thread" });
+    this.threadLabel = h("code", "dk-thread-id");
+    this.copyButton = this.button("Copy", "dk-copy", "Copy the thread id");
+    this.thread.append(text("span", "dk-thread-label", "thread"), this.threadLabel, this.copyButton);
+    this.newButton = this.button("New chat", "dk-new", "Start a new conversation in this cell");
+    this.listButton = this.button("Conversations", "dk-list-toggle", "Open an earlier conversation");
+    this.listButton.setAttribute("aria-haspopup", "true");
+    this.listButton.setAttribute("aria-expanded", "false");
+    this.copyButton.addEventListener("click", () => this.copyThreadId());
+    this.newButton.addEventListener("click", () => {
+      this.closeMenu();
+      this.controller.newChat();
+    });
+    this.listButton.addEventListener("click", () => (this.menu.hidden ? this.openMenu() : this.closeMenu()));
+    // Status and buttons wrap as one group when the cell is narrow.
+    const actions = h("span", "dk-actions");
+    actions.append(this.status, this.newButton, this.listButton);
+    header.append(this.title, this.agent, this.thread, actions);
+    this.header = header;
+
+    this.menu = h("div", "dk-menu", { "data-testid": "dk-menu", role: "dialog", "aria-label": "Conversations" });
+    this.menu.hidden = true;
+    this.menu.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.stopPropagation();
+        this.closeMenu();
+        this.listButton.focus();
+      }
+    });
+    this.onOutside = (e) => {
+      if (!this.menu.hidden && !this.menu.contains(e.target) && e.target !== this.listButton) this.closeMenu();
+    };
+    document.addEventListener("pointerdown", this.onOutside, true);
+    // Plain keys on the header's buttons stay here, as in the input (JupyterLab would read them
+    // as notebook commands).
+    for (const el of [header, this.menu]) {
+      el.addEventListener("keydown", (e) => {
+        if (!(e.ctrlKey || e.metaKey || e.altKey)) e.stopPropagation();
+      });
+    }
 
     this.log = h("div", "dk-log", { "data-testid": "dk-log", tabindex: "0" });
     this.empty = text("div", "dk-empty", "Send a message to start the conversation.");
@@ -101,7 +143,7 @@ export class ChatView {
       }
     });
 
-    root.append(header, this.log, this.notice, footer);
+    root.append(header, this.menu, this.log, this.notice, footer);
     this.root = root;
     this.el.append(root);
   }
@@ -116,7 +158,117 @@ export class ChatView {
     this.updateHeader();
   }
 
+  button(label, className, title) {
+    const b = text("button", `dk-hbutton ${className}`, label);
+    b.setAttribute("type", "button");
+    b.setAttribute("title", title);
+    b.setAttribute("data-testid", className);
+    return b;
+  }
+
+  async copyThreadId() {
+    const id = this.controller.threadId;
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(id);
+      ok = true;
+    } catch {
+      // No clipboard permission (or not a secure context): select it for Ctrl+C instead.
+      const range = document.createRange();
+      range.selectNodeContents(this.threadLabel);
+      const sel = window.getSelection();
+      sel?.removeAllRanges();
+      sel?.addRange(range);
+      this.threadLabel.textContent = id;
+    }
+    this.copyButton.textContent = ok ? "Copied" : "Ctrl+C";
+    clearTimeout(this.copyTimer);
+    this.copyTimer = setTimeout(() => {
+      this.copyButton.textContent = "Copy";
+      this.threadLabel.textContent = shortId(this.controller.threadId);
+    }, 1500);
+  }
+
+  // ---- conversations menu ------------------------------------------------------------------
+
+  async openMenu() {
+    // Right under the header, however many lines it wrapped to.
+    this.menu.style.top = `${this.header.offsetTop + this.header.offsetHeight + 2}px`;
+    this.menu.hidden = false;
+    this.listButton.setAttribute("aria-expanded", "true");
+    this.menu.replaceChildren(text("div", "dk-menu-note", "Loading…"));
+    const token = (this.menuToken = (this.menuToken ?? 0) + 1);
+    let threads;
+    try {
+      threads = await this.controller.listThreads();
+    } catch (err) {
+      if (token === this.menuToken) this.menu.replaceChildren(text("div", "dk-menu-note dk-menu-error", `Could not list the conversations: ${err.message}`));
+      return;
+    }
+    if (token !== this.menuToken || this.menu.hidden) return;
+    this.fillMenu(threads);
+  }
+
+  fillMenu(threads) {
+    const list = h("ul", "dk-menu-list", { role: "list" });
+    const current = this.controller.threadId;
+    for (const t of threads) {
+      if (typeof t?.thread_id !== "string") continue;
+      const item = h("li", "dk-menu-item", { "data-testid": "dk-menu-item", "data-thread-id": t.thread_id });
+      if (t.thread_id === current) item.classList.add("dk-current");
+      const open = h("button", "dk-menu-open", { type: "button", title: t.thread_id });
+      const title = text("span", "dk-menu-title", t.title || "(no message)");
+      const meta = [relativeTime(t.last_activity), t.status, `${t.runs ?? 0} ${t.runs === 1 ? "message" : "messages"}`]
+        .filter(Boolean)
+        .join(" · ");
+      open.append(title, text("span", "dk-menu-meta", meta));
+      open.addEventListener("click", () => {
+        this.closeMenu();
+        this.controller.switchThread(t.thread_id);
+      });
+      const del = this.button("Delete", "dk-menu-delete", "Delete this conversation");
+      del.addEventListener("click", () => this.confirmDelete(item, t.thread_id));
+      item.append(open, del);
+      list.append(item);
+    }
+    const head = text("div", "dk-menu-head", "Recent conversations");
+    this.menu.replaceChildren(head, list.childElementCount ? list : text("div", "dk-menu-note", "No conversations yet."));
+  }
+
+  // Asked in the row itself, not with window.confirm (which blocks the whole page).
+  confirmDelete(item, threadId) {
+    const bar = h("div", "dk-menu-confirm", { role: "alert" });
+    const yes = this.button("Delete", "dk-menu-confirm-delete", "Delete it for good");
+    const no = this.button("Cancel", "dk-menu-confirm-cancel", "Keep it");
+    bar.append(text("span", "", "Delete this conversation and its runs?"), yes, no);
+    item.append(bar);
+    no.addEventListener("click", () => bar.remove());
+    yes.addEventListener("click", async () => {
+      yes.disabled = no.disabled = true;
+      try {
+        await this.controller.deleteThread(threadId);
+        item.remove();
+      } catch (err) {
+        bar.replaceChildren(text("span", "dk-menu-error", `Delete failed: ${err.message}`));
+      }
+    });
+    no.focus();
+  }
+
+  closeMenu() {
+    this.menuToken = (this.menuToken ?? 0) + 1;
+    this.menu.hidden = true;
+    this.menu.replaceChildren();
+    this.listButton.setAttribute("aria-expanded", "false");
+  }
+
   updateHeader() {
+    const threadId = this.controller.threadId || "";
+    if (this.root.dataset.threadId !== threadId) {
+      this.root.dataset.threadId = threadId;
+      this.threadLabel.textContent = shortId(threadId);
+      this.thread.title = `Thread ${threadId}\nOpen it anywhere with ChatWidget(thread_id="${threadId}")`;
+    }
     const agent = this.model.get("agent") || this.controller.defaultAgent;
     this.agent.textContent = agent ? `agent: ${agent}` : "";
     const conn = this.controller.conn;
@@ -327,6 +479,8 @@ export class ChatView {
 
   dispose() {
     this.unsubscribe();
+    clearTimeout(this.copyTimer);
+    document.removeEventListener("pointerdown", this.onOutside, true);
     for (const name of ["title", "placeholder", "height", "agent"]) this.model.off(`change:${name}`, this.onTraits);
     this.root.remove();
   }

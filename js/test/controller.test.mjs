@@ -65,7 +65,12 @@ class FakeServer {
     this.runs = []; // { run_id, message, status, events }
     this.sockets = [];
     this.frames = [];
+    this.follows = [];
     this.posts = [];
+    this.requests = []; // "METHOD path" of every HTTP call but agents
+    this.cells = new Map(); // cell key -> thread id
+    this.others = new Map(); // thread id (not t1) -> runs
+    this.list = [];
     this.autoRun = null; // (message) => events to emit for a start
   }
 
@@ -80,7 +85,25 @@ class FakeServer {
 
   fetch = async (url, init) => {
     if (url.endsWith("/deltakit/agents")) return json({ default: "demo", agents: [] });
+    const method = init?.method ?? "GET";
+    this.requests.push(`${method} ${url.replace("http://h/base/deltakit/", "")}`);
+    const cell = url.match(/\/deltakit\/cells\/([^?]+)$/);
+    if (cell) {
+      const key = decodeURIComponent(cell[1]);
+      if (method === "PUT") {
+        this.cells.set(key, JSON.parse(init.body).thread_id);
+        return json({ status: "ok" });
+      }
+      return json({ key, thread_id: this.cells.get(key) ?? null });
+    }
+    if (url.includes("/deltakit/threads?")) return json({ threads: this.list });
     if (url.includes("/deltakit/threads/")) {
+      const id = decodeURIComponent(url.split("/deltakit/threads/")[1]);
+      if (method === "DELETE") return json({ status: "ok" });
+      if (id !== "t1") {
+        const other = this.others.get(id);
+        return other ? json({ thread_id: id, runs: other, active_run_id: null }) : json({ message: "no such thread" }, 404);
+      }
       if (!this.runs.length) return json({ message: "no such thread" }, 404);
       return json(this.thread());
     }
@@ -108,7 +131,9 @@ class FakeServer {
       send(data) {
         const frame = JSON.parse(data);
         this.sent.push(frame);
-        server.frames.push(frame);
+        // Thread follows are kept apart so the run frames read as before.
+        if ("followThread" in frame) server.follows.push(frame.followThread);
+        else server.frames.push(frame);
       }
       push(payload) {
         this.onmessage?.({ data: JSON.stringify(payload) });
@@ -397,5 +422,135 @@ test("an expensive render spaces the next flush out, and nothing is lost", async
     controller.state.runs[0].parts.filter((p) => p.kind === "text").map((p) => p.text).join(""),
     rest.filter((e) => e.type === "text_delta").map((e) => e.delta).join(""),
   );
+  controller.dispose();
+});
+
+// ---- threads: a cell's binding, runs started elsewhere, switching ------------------------------
+
+test("a cell's widget shows the thread last bound to its cell key", async () => {
+  const server = new FakeServer();
+  server.cells.set("cell-k", "cell-k-abc");
+  server.others.set("cell-k-abc", [{ run_id: "r7", message: "older", status: "completed", events: runEvents("r7", "Kept.") }]);
+  const model = fakeModel({ thread_id: "cell-k", cell_key: "cell-k", _fresh: false });
+  const { controller } = make(server, model);
+  await until(() => controller.state.runs.length === 1, "the bound thread's runs");
+  assert.equal(model.attrs.thread_id, "cell-k-abc");
+  assert.equal(runText(controller.state.runs[0]), "Kept.");
+  // The key's own thread was never read: nothing of it can flash up first.
+  assert.ok(!server.requests.includes("GET threads/cell-k"), server.requests.join());
+  await until(() => server.follows.at(-1) === "cell-k-abc", "follow the bound thread");
+  controller.dispose();
+});
+
+test("new=True or an explicit thread binds the cell once; a widget from saved state follows the binding", async () => {
+  const server = new FakeServer();
+  const fresh = fakeModel({ thread_id: "cell-k-123", cell_key: "cell-k", _fresh: true });
+  const a = make(server, fresh).controller;
+  await until(() => fresh.attrs._fresh === false, "PUT binding");
+  assert.equal(server.cells.get("cell-k"), "cell-k-123");
+  assert.equal(fresh.attrs.thread_id, "cell-k-123");
+  assert.ok(!server.requests.includes("GET cells/cell-k"), "a fresh thread is not looked up");
+  a.dispose();
+
+  // Saved with a thread opened from the list; the cell was switched again before a reload.
+  const server2 = new FakeServer();
+  server2.cells.set("cell-k", "cell-k-newer");
+  const saved = fakeModel({ thread_id: "from-the-list", cell_key: "cell-k", _fresh: false });
+  const b = make(server2, saved).controller;
+  await until(() => server2.requests.includes("GET threads/cell-k-newer"), "hydrate");
+  assert.equal(saved.attrs.thread_id, "cell-k-newer");
+  assert.ok(!server2.requests.includes("GET threads/from-the-list"));
+  b.dispose();
+
+  // Outside a notebook cell there is no key: no binding at all.
+  const server3 = new FakeServer();
+  const plain = fakeModel({ thread_id: "t9", cell_key: "", _fresh: true });
+  const c = make(server3, plain).controller;
+  await until(() => server3.requests.includes("GET threads/t9"), "hydrate");
+  assert.ok(!server3.requests.some((r) => r.includes("cells/")), server3.requests.join());
+  c.dispose();
+});
+
+test("thread_run: a run started in another view shows up and is resumed from its start", async () => {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r0", message: "first", status: "completed", events: runEvents("r0", "Old.") });
+  const { controller } = make(server);
+  await until(() => controller.hydrated && server.follows.length === 1, "follow");
+  assert.equal(server.follows[0], "t1");
+  server.socket.push({ type: "thread_run", threadId: "other", runId: "rx", message: "not ours" });
+  server.socket.push({ type: "thread_run", threadId: "t1", runId: "r1", message: "from tab A", agent: "demo" });
+  await until(() => server.frames.length === 1, "resume");
+  assert.deepEqual(server.frames[0], { runId: "r1", lastEventId: -1 });
+  assert.equal(controller.state.runs.length, 2);
+  assert.equal(controller.state.runs[1].message, "from tab A");
+  assert.equal(controller.state.runs[1].status, "running");
+  // The same notice again (the follow after a reconnect) is no second run and no second resume.
+  server.socket.push({ type: "thread_run", threadId: "t1", runId: "r1", message: "from tab A" });
+  for (const e of runEvents("r1")) server.socket.push(e);
+  await until(() => controller.state.runs[1].status === "completed", "run end");
+  assert.equal(controller.state.runs.length, 2);
+  assert.equal(server.frames.length, 1);
+  assert.equal(runText(controller.state.runs[1]), "Hello, world. This is the full answer.");
+  controller.dispose();
+});
+
+test("New chat: a fresh thread of the cell, bound to it; the old thread's late events are dropped", async () => {
+  const server = new FakeServer();
+  const full = runEvents("r1");
+  server.runs.push({ run_id: "r1", message: "q", status: "running", events: full.slice(0, 3) });
+  const model = fakeModel({ thread_id: "t1", cell_key: "cell-k", _fresh: false });
+  const { controller } = make(server, model);
+  await until(() => server.frames.length === 1, "resume");
+  await controller.newChat();
+  const id = model.attrs.thread_id;
+  assert.match(id, /^cell-k-[0-9a-f]{12}$/);
+  assert.equal(server.cells.get("cell-k"), id);
+  assert.equal(server.follows.at(-1), id);
+  assert.deepEqual(controller.state.runs, []);
+  for (const e of full.slice(3)) server.socket.push(e);
+  await until(() => server.requests.includes(`GET threads/${id}`), "hydrate the new thread");
+  await tick();
+  assert.deepEqual(controller.state.runs, [], "the old run leaked into the new thread");
+  assert.equal(model.attrs.status, "idle");
+  assert.deepEqual(model.attrs.messages, []);
+
+  // Opening the old one from the list brings it back whole, and binds it again.
+  server.runs[0].events = full;
+  server.runs[0].status = "completed";
+  await controller.switchThread("t1");
+  await until(() => controller.state.runs[0]?.status === "completed", "old thread back");
+  assert.equal(runText(controller.state.runs[0]), "Hello, world. This is the full answer.");
+  assert.equal(server.cells.get("cell-k"), "t1");
+  controller.dispose();
+});
+
+test("the conversation list and delete go to the threads endpoints; deleting the shown one starts over", async () => {
+  const server = new FakeServer();
+  server.list = [{ thread_id: "t1", title: "hi", status: "completed", runs: 1 }];
+  const model = fakeModel();
+  const { controller } = make(server, model);
+  assert.deepEqual(await controller.listThreads(), server.list);
+  assert.ok(server.requests.includes("GET threads?limit=50"));
+  await controller.deleteThread("t1");
+  assert.ok(server.requests.includes("DELETE threads/t1"));
+  assert.notEqual(model.attrs.thread_id, "t1");
+  assert.match(model.attrs.thread_id, /^[0-9a-f]{32}$/);
+  controller.dispose();
+});
+
+test("a start sent just before New chat stays with the thread it was sent to", async () => {
+  const server = new FakeServer();
+  const model = fakeModel({ thread_id: "t1", cell_key: "" });
+  const { controller } = make(server, model);
+  await until(() => controller.hydrated, "hydrate");
+  controller.send("to the old thread");
+  await until(() => server.frames.some((f) => f.message === "to the old thread"), "start frame");
+  await controller.newChat();
+  // run_started for the old thread's run arrives after the switch, then its events.
+  for (const e of runEvents("r1")) server.socket.push(e);
+  await until(() => controller.hydrated, "hydrate the new thread");
+  await tick();
+  await tick();
+  assert.deepEqual(controller.state.runs, []);
   controller.dispose();
 });

@@ -281,3 +281,51 @@ test("a long stream stays linear enough", () => {
   assert.equal(runText(s.runs[0]).length, n);
   assert.ok(Date.now() - t0 < 2000);
 });
+
+test("a run started in another view shows its user message at once, then fills by the resume", () => {
+  let s = feed(initialState(), script("r1"));
+  s = reduce(s, { type: "remoteRun", runId: "r2", message: "count 3", agent: "demo" });
+  assert.equal(s.runs.length, 2);
+  const shown = s.runs[1];
+  assert.equal(shown.message, "count 3");
+  assert.equal(shown.status, "running");
+  assert.equal(shown.lastEventId, -1);
+  assert.equal(activeRun(s), shown);
+  // The resume replays the run from its first event: applied once, in order.
+  s = feed(s, script("r2"));
+  assert.equal(s.runs[1].status, "completed");
+  assert.equal(runText(s.runs[1]), FULL);
+  assert.equal(s.runs[1].message, "count 3");
+});
+
+test("a notice for a run known already (or without a run id) changes nothing", () => {
+  const s = feed(initialState(), script("r1"));
+  assert.equal(reduce(s, { type: "remoteRun", runId: "r1", message: "again" }), s);
+  assert.equal(reduce(s, { type: "remoteRun", runId: "", message: "x" }), s);
+  assert.equal(reduce(s, { type: "remoteRun", message: "x" }), s);
+  // A snapshot read after the notice merges into the same run, not a second one.
+  let t = reduce(initialState(), { type: "remoteRun", runId: "r9", message: "hi" });
+  t = reduce(t, { type: "hydrate", thread: { runs: [{ run_id: "r9", message: "hi", status: "running", events: script("r9").slice(0, 3) }] } });
+  assert.equal(t.runs.length, 1);
+  assert.equal(t.runs[0].lastEventId, 2);
+});
+
+test("reset drops the previous thread's runs and notice", () => {
+  let s = feed(initialState(), script("r1"));
+  s = reduce(s, { type: "notice", message: "boom" });
+  s = reduce(s, { type: "reset" });
+  assert.deepEqual(s, initialState());
+});
+
+test("a notice for this view's own start (its run_started lost) names that run, not a second one", () => {
+  let s = reduce(initialState(), { type: "send", localId: "l1", message: "count 3" });
+  s = reduce(s, { type: "remoteRun", runId: "r1", message: "count 3" });
+  assert.equal(s.runs.length, 1);
+  assert.equal(s.runs[0].runId, "r1");
+  assert.equal(s.runs[0].key, "local-l1");
+  assert.equal(s.runs[0].status, "running");
+  // Another message's run is another run.
+  s = reduce(reduce(initialState(), { type: "send", localId: "l2", message: "mine" }), { type: "remoteRun", runId: "r2", message: "theirs" });
+  assert.equal(s.runs.length, 2);
+  assert.equal(s.runs[0].runId, null);
+});

@@ -97,3 +97,35 @@ def test_lab_under_base_url_streams_stops_and_resumes(alice_session: Session) ->
     assert shown.strip() == lab.run_text(run_id).strip()
     socket = f"ws://127.0.0.1:{lab.port}/user/alice/deltakit/ws"
     assert urls and all(u.startswith(socket) for u in urls), urls
+
+
+def test_notebook7_under_base_url_kernel_restart_then_rerun_continues_the_run(
+    alice_session: Session,
+) -> None:
+    """Issue 12 under Notebook 7 and /user/alice/: a kernel restart mid-run, then the cell is
+    run again: its widget shows the same conversation and follows the same run to its end."""
+    session, lab, page = alice_session, alice_session.lab, alice_session.page
+    lab.write_notebook("restart7.ipynb", WIDGET)
+    page.goto(f"{lab.base}notebooks/restart7.ipynb?token={TOKEN}")
+    session.wait_notebook()
+    session.run_cell(0)
+    session.wait_chat()
+    thread = session.chat().get_attribute("data-thread-id") or ""
+    assert thread.startswith("cell-"), thread
+    n = session.send("count 300 delay 0.04")
+    session.run_el(n).locator(".dk-text", has_text="10 11").wait_for()
+    run_id = session.chat().get_attribute("data-run-id") or ""
+
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.restartKernel()")
+    session.wait_kernel()
+    session.chat().evaluate("el => el.dataset.old = '1'")
+    session.run_cell(0)
+    chat = page.locator(".dk-chat:not([data-old])")
+    chat.and_(page.locator(f"[data-run-id='{run_id}']")).wait_for(timeout=60_000)
+    assert chat.get_attribute("data-thread-id") == thread
+    assert chat.get_attribute("data-run-status") == "running", "the run ended before the re-run"
+    chat.and_(page.locator("[data-run-status=completed]")).wait_for(timeout=60_000)
+    shown = chat.locator(".dk-run").nth(n - 1).locator(".dk-assistant .dk-text").text_content()
+    assert (shown or "").strip() == lab.run_text(run_id).strip()
+    assert (shown or "").split() == [str(i) for i in range(1, 301)]
+    assert chat.locator(".dk-run").count() == 1

@@ -1,0 +1,74 @@
+"""Re-make the README's pictures of the widget in real JupyterLab + headless Chromium.
+
+    PYTHONPATH=$PWD python docs/make_screenshots.py
+
+Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark) and
+docs/widget-conversations.png (the Conversations menu open). Uses the browser tests' lab
+process and helpers, so it needs what they need (Debian's Chromium).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from browser.browserkit import Session, launch_chromium, open_session  # noqa: E402
+from browser.labproc import running_lab  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+CELL = 'from deltakit_nb import ChatWidget\nChatWidget(title="Quickstart", height=700)'
+DOCS = ROOT / "docs"
+
+
+def converse(session: Session, *messages: str) -> None:
+    for message in messages:
+        session.send(message)
+        session.wait_status("completed", timeout=60_000)
+
+
+def shoot(session: Session, name: str) -> None:
+    session.page.mouse.move(0, 0)  # no hover effects in the picture
+    session.page.wait_for_timeout(300)  # let the caret and transitions settle
+    session.chat().screenshot(path=str(DOCS / name))
+    print("wrote", DOCS / name)
+
+
+def main() -> None:
+    with sync_playwright() as pw, running_lab() as lab:
+        browser = launch_chromium(pw)
+        sessions = open_session(browser, lab)
+        session = next(sessions)
+        page = session.page
+        page.set_viewport_size({"width": 850, "height": 1100})
+        lab.write_notebook("quickstart.ipynb", CELL)
+        session.open_lab("quickstart.ipynb")
+        session.command("application:toggle-left-area")
+        session.run_cell(0)
+        session.wait_chat()
+        # Two earlier conversations, so the list has something to show.
+        converse(session, "what time is it?")
+        session.chat().locator(".dk-new").click()
+        converse(session, "count 40 delay 0.01")
+        session.chat().locator(".dk-new").click()
+        converse(session, "tell me about markdown", "what is 2 ** 10 - 24?")
+        session.run_el(1).locator("details.dk-thinking summary").click()
+        shoot(session, "widget.png")
+
+        session.chat().locator(".dk-list-toggle").click()
+        session.chat().locator(".dk-menu-item").nth(2).wait_for()
+        shoot(session, "widget-conversations.png")
+        session.chat().locator(".dk-list-toggle").click()
+
+        session.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+        page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'")
+        shoot(session, "widget-dark.png")
+        session.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+        sessions.close()
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
