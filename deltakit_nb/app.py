@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
+from .activity import ActivityReporter
 from .agents import DEMO_SPEC, AgentCatalog, disable_telemetry_by_default
 from .runs import Retention, RunRegistry
 from .store import open_store
+from .warmup import start_warm_up
 
 STATIC = Path(__file__).parent / "static"
 
@@ -72,6 +75,11 @@ class DeltakitApp(ExtensionApp):
     max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
         config=True
     )
+    warm_up = Bool(
+        True,
+        help="Once the server listens, import agno and build the default agent in a background "
+        "thread, so that the first run starts as fast as later ones.",
+    ).tag(config=True)
 
     @default("model")
     def _default_model(self) -> str:
@@ -99,6 +107,7 @@ class DeltakitApp(ExtensionApp):
 
     registry: RunRegistry
     catalog: AgentCatalog
+    activity: ActivityReporter | None = None
 
     def initialize_settings(self) -> None:
         disable_telemetry_by_default()
@@ -126,6 +135,19 @@ class DeltakitApp(ExtensionApp):
         from .handlers import default_handlers
 
         self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # Called once the event loop runs and the server listens: nothing here delays start-up.
+        if getattr(self, "registry", None) is None:
+            return  # the extension failed to load
+        self.activity = ActivityReporter(self.registry, serverapp.web_app.settings)
+        self.activity.start()
+        if self.warm_up:
+            start_warm_up(self.catalog, self.log)
+
+    def current_activity(self) -> list[str] | None:
+        """The live runs' ids: jupyter_server's idle shutdown waits while there are any."""
+        return self.activity.live_runs() if self.activity is not None else None
 
     async def stop_extension(self) -> None:
         await self.registry.shutdown()
