@@ -121,3 +121,10 @@ def test_a_failed_warm_up_is_logged_and_leaves_the_catalog_usable(
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "warm-up of agent 'broken' failed" in caplog.records[0].getMessage()
     assert catalog.build("demo").name == "demo"  # nothing left locked
+
+
+def test_warm_up_without_a_history_db_builds_the_agent_only() -> None:
+    catalog = AgentCatalog({"demo": DEMO_SPEC}, "demo", "", entry_points=False)  # persist off
+    catalog.warm_up()
+    assert catalog.history_db is None
+    assert catalog.build("demo").db is None
