@@ -147,7 +147,12 @@ class DeltakitApp(ExtensionApp):
 
     def current_activity(self) -> list[str] | None:
         """The live runs' ids: jupyter_server's idle shutdown waits while there are any."""
-        return self.activity.live_runs() if self.activity is not None else None
+        if self.activity is None:
+            return None
+        # Stamp a run that ended since the last refresh now: the idle check that follows
+        # then counts from that run's end, not from the refresh before it.
+        self.activity.refresh()
+        return self.activity.live_runs()
 
     async def stop_extension(self) -> None:
         await self.registry.shutdown()
