@@ -1,6 +1,7 @@
 """Streaming figures for deltakit_nb beside the seed recipe's server (figures, not a test).
 
     .venv/bin/python benchmarks/bench_stream.py [--chunks 20000] [--clients 20] [--no-peer]
+    .venv/bin/python benchmarks/bench_stream.py --first-token   # start-up figures only
 
 Starts a real Jupyter server with the extension and, unless --no-peer, the seed recipe's
 FastAPI server from ../shared/peers (both on the same offline agno model), then measures, for
@@ -12,6 +13,10 @@ Live runs and agno alone are measured in alternation, round by round (agno alone
 history db, live with the store on, live with persist off; in a shuffled order each round), so
 that a slow spell of the machine falls on all of them alike; the live ratio is the ratio of
 their medians (the ratio of the bests is printed beside it).
+
+First-token latency (send → first text_delta) of the first run after a server start, with the
+background warm-up (`DeltakitApp.warm_up`) off and on, beside a warm run on the same server;
+and the time until a server answers, without and with the extension.
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ PEERS = Path(os.environ.get("DELTAKIT_SEED_PEERS", ROOT.parent / "shared" / "pee
 REPEATS = 3
 ROUNDS = 11  # alternating rounds of the live / agno-alone comparison
 STARTS = 9  # server starts with and without the extension, alternating
+FIRST_RUNS = 5  # server starts per first-token scenario
+WARM_RUNS = 5  # warm runs per server after its first one
+WARMED_UP = "warmed up in"  # the server log's line when the background warm-up is done
+# As on a user's machine: bytecode caches on (a sandbox may set PYTHONDONTWRITEBYTECODE, which
+# recompiles every module at every start); the first start writes them.
+USER_ENV = {"PYTHONDONTWRITEBYTECODE": ""}
 
 
 class Target:
@@ -193,9 +204,7 @@ def start_peer() -> tuple[subprocess.Popen[bytes], int]:
 def startup_overhead(repeats: int = STARTS) -> tuple[float, float]:
     """Median seconds until a Jupyter server answers, without and with the extension."""
     times: dict[bool, list[float]] = {False: [], True: []}
-    # As on a user's machine: bytecode caches on (a sandbox may set PYTHONDONTWRITEBYTECODE,
-    # which recompiles every module at every start); the first round writes them.
-    env = {"PYTHONDONTWRITEBYTECODE": ""}
+    env = USER_ENV
     for enabled in (False, True):
         with JupyterProcess(extension=enabled, env=env):
             pass
@@ -205,6 +214,82 @@ def startup_overhead(repeats: int = STARTS) -> tuple[float, float]:
             times[enabled].append(server.start())
             server.stop()
     return statistics.median(times[False]), statistics.median(times[True])
+
+
+async def first_token(target: Target) -> float:
+    """Seconds from sending a message to its first text_delta (the run is then read to its
+    end, so the next run starts on a quiet server)."""
+    ws = await target.connect()
+    start = time.perf_counter()
+    await ws.write_message(json.dumps({"message": "count 3"}))
+    elapsed = 0.0
+    while True:
+        raw = await ws.read_message()
+        if raw is None:
+            raise RuntimeError("socket closed")
+        data = json.loads(raw)
+        for event in data if isinstance(data, list) else [data]:
+            if event["type"] == "text_delta" and not elapsed:
+                elapsed = time.perf_counter() - start
+            if event["type"] in ("done", "error"):
+                ws.close()
+                assert event["type"] == "done" and elapsed, event
+                return elapsed
+
+
+def wait_for_log(server: JupyterProcess, needle: str, timeout: float = 60.0) -> float:
+    start = time.perf_counter()
+    while needle not in server.log():
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"no {needle!r} in the server log")
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def first_token_figures(rounds: int = FIRST_RUNS) -> dict[str, list[float]]:
+    """Seconds to the first token: the first run after a start with the warm-up off (sent as
+    soon as the server answers), with it on (sent at once, so it meets the warm-up; and sent
+    once the warm-up is done), warm runs on that last server, and the warm-up's duration."""
+    times: dict[str, list[float]] = {
+        "cold_off": [],
+        "first_at_once": [],
+        "first_after": [],
+        "warm": [],
+        "warm_up": [],
+    }
+    with JupyterProcess(env=USER_ENV) as server:  # writes the bytecode caches
+        asyncio.run(first_token(Target("", server.ws_url, TOKEN)))
+    for _ in range(rounds):
+        with JupyterProcess(None, "--DeltakitApp.warm_up=False", env=USER_ENV) as server:
+            times["cold_off"].append(asyncio.run(first_token(Target("", server.ws_url, TOKEN))))
+        with JupyterProcess(env=USER_ENV) as server:
+            target = Target("", server.ws_url, TOKEN)
+            times["first_at_once"].append(asyncio.run(first_token(target)))
+        with JupyterProcess(env=USER_ENV) as server:
+            target = Target("", server.ws_url, TOKEN)
+            times["warm_up"].append(wait_for_log(server, WARMED_UP))
+            times["first_after"].append(asyncio.run(first_token(target)))
+            times["warm"] += [asyncio.run(first_token(target)) for _ in range(WARM_RUNS)]
+    return times
+
+
+def print_startup(first: dict[str, list[float]], without: float, with_ext: float) -> None:
+    med = {name: statistics.median(t) for name, t in first.items()}
+    print(
+        f"\nFirst token (send → first text_delta of 'count 3'), median of {FIRST_RUNS} server "
+        f"starts ({FIRST_RUNS * WARM_RUNS} warm runs); milliseconds\n"
+        f"first run, warm-up off:                 {med['cold_off'] * 1000:8.1f}\n"
+        f"first run sent as the server answers:   {med['first_at_once'] * 1000:8.1f}"
+        "   (waits for the warm-up)\n"
+        f"first run after the warm-up:            {med['first_after'] * 1000:8.1f}\n"
+        f"warm run, same server:                  {med['warm'] * 1000:8.1f}\n"
+        f"first after warm-up ÷ warm:             {med['first_after'] / med['warm']:8.2f} ×\n"
+        f"warm-up, from the server answering:     {med['warm_up'] * 1000:8.0f}"
+    )
+    print(
+        f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
+        f"(+{(with_ext - without) * 1000:.0f} ms, median of {STARTS})"
+    )
 
 
 def bytes_per_event(events: int = 100_000) -> float:
@@ -229,8 +314,15 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--no-peer", action="store_true", help="skip the seed recipe server")
+    parser.add_argument(
+        "--first-token", action="store_true", help="only the first-token and start-up figures"
+    )
     args = parser.parse_args()
     n, clients = args.chunks, args.clients
+    if args.first_token:
+        first = first_token_figures()
+        print_startup(first, *startup_overhead())
+        return
 
     import tempfile
 
@@ -262,6 +354,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+    first = first_token_figures()
     without, with_ext = startup_overhead()
     per_event = bytes_per_event()
 
@@ -297,11 +390,8 @@ def main() -> None:
         f"live persist off ÷ agno alone, no db:   {med['live_off'] / med['alone']:8.3f} × "
         f"(bests: {low['live_off'] / low['alone']:.3f} ×)"
     )
-    print(
-        f"server start without / with extension:  {without:8.3f} / {with_ext:.3f} s "
-        f"(+{(with_ext - without) * 1000:.0f} ms, median of {STARTS})"
-    )
-    print(f"memory per buffered event (100k run):   {per_event:8.1f} bytes")
+    print_startup(first, without, with_ext)
+    print(f"\nmemory per buffered event (100k run):   {per_event:8.1f} bytes")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,22 @@ if TYPE_CHECKING:
 DEMO_SPEC = "deltakit_nb.offline:demo_agent"
 ASSISTANT_SPEC = "deltakit_nb.providers:assistant_agent"
 ENTRY_POINT_GROUP = "deltakit_nb.agents"
+# What agno 3.x imports lazily during an agent's first run (agno.team alone is ~0.1 s). A name a
+# later agno drops is skipped: importing these only saves time, nothing depends on it.
+AGNO_FIRST_RUN_MODULES = (
+    "agno.agent",
+    "agno.run.agent",
+    "agno.team",
+    "agno.agent._hooks",
+    "agno.agent._response",
+    "agno.agent._telemetry",
+    "agno.utils.reasoning",
+    "agno.utils.json_schema",
+)
+# The history db's tables a run writes: created by warm_up() rather than at the first run's end,
+# where agno does it on the event loop's thread.
+HISTORY_TABLES = ("sessions", "runs")
+WARM_UP_SESSION = "deltakit-warm-up"  # read (never written) to warm the db's first query
 
 
 class AgentError(LookupError):
@@ -130,6 +147,11 @@ class AgentCatalog:
         self._history_db: Any = None
         self._loaded: dict[str, Any] = {}
         self.tool_timeout = tool_timeout  # seconds per tool call; 0: no limit
+        # Held by warm_up() and by every build until one has finished: the first use imports
+        # agno and creates the history db, which two threads must not do side by side (a run
+        # that arrives during the warm-up waits for it, then finds everything ready).
+        self._first_use = threading.RLock()
+        self._warm = False
 
     def _fallback_default(self, specs: Mapping[str, str], model: str) -> str:
         """The default when none is configured: `assistant` with a model, else `demo`, else the
@@ -146,10 +168,33 @@ class AgentCatalog:
     @property
     def history_db(self) -> Any:
         if self._history_db is None and self.history_db_path:
-            from agno.db.sqlite import SqliteDb
+            with self._first_use:
+                if self._history_db is None:
+                    from agno.db.sqlite import SqliteDb
 
-            self._history_db = SqliteDb(db_file=self.history_db_path)
+                    self._history_db = SqliteDb(db_file=self.history_db_path)
         return self._history_db
+
+    def warm_up(self) -> None:
+        """Do now, in the calling (worker) thread, what the first run would do before its first
+        token: import agno, build the default agent once (discarded) and create the history
+        db's tables. Writes no session and calls no model. Raises what building raises."""
+        with self._first_use:
+            for module in AGNO_FIRST_RUN_MODULES:
+                try:
+                    importlib.import_module(module)
+                except ImportError:
+                    pass
+            warm_tools(self.build(self.default))
+            db = self.history_db
+            get_table = getattr(db, "_get_table", None)  # agno's, private: skipped if gone
+            if get_table is not None:
+                for table in HISTORY_TABLES:
+                    get_table(table, create_table_if_not_found=True)
+            if db is not None:
+                from agno.db.base import SessionType
+
+                db.get_session(session_id=WARM_UP_SESSION, session_type=SessionType.AGENT)
 
     def delete_history(self, thread_id: str) -> None:
         if self.history_db is not None:
@@ -164,6 +209,14 @@ class AgentCatalog:
 
     def build(self, name: str) -> Agent:
         """A ready agent for one run (telemetry off unless the user opted in)."""
+        if not self._warm:
+            with self._first_use:
+                agent = self._build(name)
+                self._warm = True
+                return agent
+        return self._build(name)
+
+    def _build(self, name: str) -> Agent:
         from agno.agent import Agent
 
         entry = self.entries[self.resolve_name(name)]
@@ -201,6 +254,17 @@ class AgentCatalog:
                     entry.description = f"(unavailable: {exc})"
                     entry.described = True
         return [{"name": e.name, "description": e.description} for e in self.entries.values()]
+
+
+def warm_tools(agent: Agent) -> None:
+    """Fill agno's cache of tool schemas (docstring parsing, validation wrappers: ~50 ms for
+    the demo's four tools), which the first run of each function tool would otherwise fill."""
+    from agno.tools.function import Function
+    from agno.tools.toolkit import Toolkit
+
+    for tool in agent.tools if isinstance(agent.tools, list) else []:
+        if callable(tool) and not isinstance(tool, Function | Toolkit):
+            Function.from_callable(tool)
 
 
 def assistant_entry(model: str, base_url: str | None = None) -> AgentEntry:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
+from .activity import ActivityReporter
 from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
 from .private import private_store
 from .runs import Retention, RunRegistry
 from .store import open_store
 from .threads import CellBindings
+from .warmup import start_warm_up
 
 STATIC = Path(__file__).parent / "static"
 
@@ -74,6 +77,11 @@ class DeltakitApp(ExtensionApp):
     max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
         config=True
     )
+    warm_up = Bool(
+        True,
+        help="Once the server listens, import agno and build the default agent in a background "
+        "thread, so that the first run starts as fast as later ones.",
+    ).tag(config=True)
 
     @default("model")
     def _default_model(self) -> str:
@@ -99,6 +107,7 @@ class DeltakitApp(ExtensionApp):
     catalog: AgentCatalog
     cells: CellBindings
     load_error = ""  # why set-up failed; the endpoints then answer 503 with it
+    activity: ActivityReporter | None = None
 
     def initialize_settings(self) -> None:
         # Set first: after a failed set-up the bundle must still load and show the reason.
@@ -164,9 +173,29 @@ class DeltakitApp(ExtensionApp):
 
         self.handlers.extend(default_handlers + thread_handlers)
 
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # Called once the event loop runs and the server listens: nothing here delays start-up.
+        if getattr(self, "registry", None) is None:
+            return  # the extension failed to load
+        self.activity = ActivityReporter(self.registry, serverapp.web_app.settings)
+        self.activity.start()
+        if self.warm_up:
+            start_warm_up(self.catalog, self.log)
+
+    def current_activity(self) -> list[str] | None:
+        """The live runs' ids: jupyter_server's idle shutdown waits while there are any."""
+        if self.activity is None:
+            return None
+        # Stamp a run that ended since the last refresh now: the idle check that follows
+        # then counts from that run's end, not from the refresh before it.
+        self.activity.refresh()
+        return self.activity.live_runs()
+
     async def stop_extension(self) -> None:
         # Must not raise whatever failed before: an exception here stops Jupyter's shutdown
         # before its event loop is stopped, and the server then never exits.
+        if self.activity is not None:
+            self.activity.stop()
         registry = getattr(self, "registry", None)
         if registry is None:
             return
