@@ -154,7 +154,7 @@ class ChatWidget(anywidget.AnyWidget):
 
     def respond(self, values: dict[str, Any] | str, *, id: str | None = None) -> None:
         """Answer the paused run's request for input: a dict of field values (``user_input``),
-        ``{question: label or [labels]}`` (``user_feedback``), or the result text of a tool you
+        ``{question: [labels]}`` (``user_feedback``; one label may be given as a string), or the result text of a tool you
         ran yourself (``external_execution``). ``id`` picks one request when several wait."""
         if isinstance(values, str):
             kinds: tuple[str, ...] = ("external_execution",)
@@ -171,6 +171,8 @@ class ChatWidget(anywidget.AnyWidget):
             decision: dict[str, Any] = {"id": req["id"], "result": values}
         else:
             _check_values(req, values)
+            if req.get("kind") == "user_feedback":
+                values = {q: [a] if isinstance(a, str) else a for q, a in values.items()}
             decision = {"id": req["id"], "values": values}
         self._send_decisions(str(req.get("run_id") or ""), [decision])
 

@@ -2,8 +2,9 @@
 
     PYTHONPATH=$PWD python docs/make_screenshots.py
 
-Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark) and
-docs/widget-conversations.png (the Conversations menu open). Uses the browser tests' lab
+Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark),
+docs/widget-conversations.png (the Conversations menu open) and docs/widget-approval.png (a tool
+call waiting for approval). Uses the browser tests' lab
 process and helpers, so it needs what they need (Debian's Chromium).
 """
 
@@ -66,6 +67,15 @@ def main() -> None:
         page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'")
         shoot(session, "widget-dark.png")
         session.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+        page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Light'")
+
+        # Human in the loop: a tool call that waits for the user's approval.
+        session.chat().locator(".dk-new").click()
+        converse(session, "what is 12 * (3 + 4)?")
+        session.send('tool confirm_action {"action": "email the report to the team"}')
+        session.wait_status("paused", timeout=60_000)
+        session.chat().locator("[data-testid=dk-note]").fill("use the short version")
+        shoot(session, "widget-approval.png")
         sessions.close()
         browser.close()
 

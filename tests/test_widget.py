@@ -258,7 +258,7 @@ def test_respond_gives_values_choices_or_a_result() -> None:
     assert decisions(w) == [
         ("r1", [{"id": "q2", "values": {"answer": "42"}}]),
         ("r1", [{"id": "q3", "result": "it worked"}]),
-        ("r1", [{"id": "q4", "values": {"Which?": "A"}}]),
+        ("r1", [{"id": "q4", "values": {"Which?": ["A"]}}]),
     ]
 
 

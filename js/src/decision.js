@@ -122,8 +122,8 @@ export function buildDecision(request, decide) {
       }
       decide({ id: request.id, values });
     });
-    actions.append(submit, reject);
-    controls.push(submit, reject);
+    actions.append(submit);
+    controls.push(submit);
   } else if (request.kind === "external_execution") {
     const result = h("textarea", "dk-dinput dk-dresult", { rows: "3", placeholder: "The tool's result", "data-testid": "dk-result" });
     body.append(result);
@@ -164,12 +164,12 @@ export function buildDecision(request, decide) {
           fail(`Choose an answer to: ${q.question}`);
           return;
         }
-        values[q.question] = q.multiSelect ? chosen : chosen[0];
+        values[q.question] = chosen; // a list of labels, also for a single choice
       }
       decide({ id: request.id, values });
     });
-    actions.append(submit, reject);
-    controls.push(submit, reject);
+    actions.append(submit);
+    controls.push(submit);
   } else {
     const approve = button("Approve", "dk-approve", "dk-approve");
     approve.addEventListener("click", () => {
