@@ -154,8 +154,9 @@ class ChatWidget(anywidget.AnyWidget):
 
     def respond(self, values: dict[str, Any] | str, *, id: str | None = None) -> None:
         """Answer the paused run's request for input: a dict of field values (``user_input``),
-        ``{question: [labels]}`` (``user_feedback``; one label may be given as a string), or the result text of a tool you
-        ran yourself (``external_execution``). ``id`` picks one request when several wait."""
+        ``{question: [labels]}`` (``user_feedback``; one label may be a string), or the result
+        text of a tool you ran yourself (``external_execution``). ``id`` picks one request when
+        several wait."""
         if isinstance(values, str):
             kinds: tuple[str, ...] = ("external_execution",)
         elif isinstance(values, dict):

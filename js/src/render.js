@@ -375,7 +375,7 @@ export class ChatView {
     });
     for (const s of entry.parts.splice(run.parts.length)) s.el.remove();
 
-    entry.typing.hidden = done || run.parts.some((p) => p.kind === "text");
+    entry.typing.hidden = done || run.status === "paused" || run.parts.some((p) => p.kind === "text");
     entry.footer.replaceChildren();
     if (run.status === "failed") {
       const err = h("div", "dk-error", { role: "alert", "data-testid": "dk-error" });

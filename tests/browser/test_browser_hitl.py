@@ -13,7 +13,7 @@ from .browserkit import ARTIFACTS, Session
 
 WIDGET = "from deltakit_nb import ChatWidget\nchat = ChatWidget(height=520)\nchat"
 CONFIRM = 'tool confirm_action {"action": "deploy the site"}'
-INPUT = 'tool collect_input {"question": "Which port?", "answer": ""}'
+INPUT = 'tool collect_input {"question": "Which port?"}'
 APPROVE_CELL = "print('waiting:', [r['tool_name'] for r in chat.pending])\nchat.approve()"
 
 
@@ -54,6 +54,7 @@ def test_approve_by_clicking_after_a_reload_and_a_user_input_form(session: Sessi
     assert box.is_disabled()
     assert "waiting for your decision" in (box.get_attribute("placeholder") or "")
     assert lab.run(run_id)["status"] == "paused"
+    assert session.run_el(n).locator(".dk-typing").is_hidden(), "no 'typing' dots while paused"
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)
     waiting.screenshot(path=str(ARTIFACTS / "widget-approval-card.png"))
@@ -87,6 +88,18 @@ def test_approve_by_clicking_after_a_reload_and_a_user_input_form(session: Sessi
     assert "8888" in result.inner_text()
     resumed = [e for e in lab.run(run_id)["events"] if e["type"] == "run_resumed"]
     assert resumed[0]["decisions"][0]["values"] == {"answer": "8888"}
+
+    # A reopened notebook (a new kernel, the widget from the saved state): the card is back.
+    n, run_id, _ = pause(session, CONFIRM)
+    session.command("application:close-all")
+    page.locator(".jp-Notebook").wait_for(state="detached")
+    lab.shutdown_sessions()
+    session.command("docmanager:open", {"path": "hitl.ipynb"})
+    session.wait_notebook()
+    card(session, n).locator("[data-testid=dk-reject]").click()
+    session.wait_status("completed")
+    rejected = session.run_el(n).locator(".dk-tool[data-status=error] .dk-tool-result")
+    assert "rejected" in rejected.inner_text().lower()
 
 
 def test_two_tabs_reject_with_a_note_in_one_resolves_both_then_stop_while_paused(
