@@ -220,7 +220,10 @@ export class Controller {
 
   takeRequests() {
     const requests = this.model.get("_requests") ?? [];
-    const fresh = requests.filter((r) => r && typeof r.id === "string" && !this.handled.has(r.id));
+    // A decision names a run this view may not have read yet: it waits for the thread's record.
+    const fresh = requests.filter(
+      (r) => r && typeof r.id === "string" && !this.handled.has(r.id) && (r.op !== "decide" || this.hydrated),
+    );
     if (!fresh.length) return;
     for (const r of fresh) this.handled.add(r.id);
     // Claim them in the synced trait first: another front end of this model (a second tab)
@@ -356,6 +359,7 @@ export class Controller {
         this.syncedGeneration = generation;
         this.following = null;
         this.advance();
+        this.takeRequests();
       } while (this.syncAgain && !this.disposed);
       this.syncing = null;
     })();

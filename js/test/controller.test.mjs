@@ -683,3 +683,16 @@ test("Stop while paused cancels the run", async () => {
   await until(() => controller.state.runs[0].status === "cancelled", "cancelled");
   controller.dispose();
 });
+
+test("a kernel decision that arrives before the thread is read waits for it instead of failing", async () => {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r1", message: "m", status: "paused", events: pausedRun("r1", CONFIRM) });
+  const model = fakeModel({ _requests: [{ id: "k1", op: "decide", run_id: "r1", decisions: [{ id: "q1", approve: true }] }] });
+  const { controller } = make(server, model);
+  // Over the socket, or by POST when it is not open yet.
+  const sent = () => server.frames.find((f) => f.decisions) ?? server.posts.find((p) => p.url.endsWith("/continue"))?.body;
+  await until(() => sent(), "decisions sent");
+  assert.deepEqual(sent(), { runId: "r1", decisions: [{ id: "q1", approve: true }] });
+  assert.equal(controller.state.notice, null);
+  controller.dispose();
+});
