@@ -27,6 +27,7 @@ def jp_server_config(request: Any) -> dict[str, object]:
         "DeltakitApp": {
             "agents": {**TEST_AGENTS, "builtins": "fixture_agents:builtin_hitl_agent"},
             "model": "",
+            "max_frame_bytes": 8000,
             "persist": request.param == "history db",
         },
     }
@@ -264,6 +265,13 @@ async def test_decision_for_unknown_or_unpaused_run(jp_ws_fetch: Any, jp_fetch: 
     assert code == 400 and "names another run" in body["message"]
     code, body = await post_continue(jp_fetch, run_id, ["not", "an", "object"])
     assert code == 400 and body["message"] == "the body must be a JSON object"
+    code, body = await post_continue(jp_fetch, run_id, {"decisions": [{"id": "x" * 9000}]})
+    assert code == 413 and "(limit max_frame_bytes=8000)" in body["message"]
+    response = await jp_fetch(
+        "deltakit", "runs", run_id, "continue", method="POST", body="{", raise_error=False
+    )
+    assert response.code == 400
+    assert json.loads(response.body) == {"message": "the body is not valid JSON"}
     ws.close()
 
 
