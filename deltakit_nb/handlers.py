@@ -227,9 +227,20 @@ class ContinueHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("execute", resource=AUTH_RESOURCE)
     async def post(self, run_id: str) -> None:
+        run = await self.deltakit.registry.find(run_id)
+        if run is None:
+            self.write_json({"message": f"Run not found: {run_id}"}, 404)
+            return
+        limit = self.deltakit.max_frame_bytes
+        if len(self.request.body) > limit:
+            message = (
+                f"body too large: {len(self.request.body)} bytes (limit max_frame_bytes={limit})"
+            )
+            self.write_json({"message": message}, 413)
+            return
         try:
             body = json.loads(self.request.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             self.write_json({"message": "the body is not valid JSON"}, 400)
             return
         if not isinstance(body, dict):
@@ -237,10 +248,6 @@ class ContinueHandler(DeltakitAPIHandler):
             return
         if body.get("runId", run_id) != run_id:
             self.write_json({"message": "'runId' in the body names another run"}, 400)
-            return
-        run = await self.deltakit.registry.find(run_id)
-        if run is None:
-            self.write_json({"message": f"Run not found: {run_id}"}, 404)
             return
         try:
             decisions = protocol.parse_decisions(body.get("decisions"))

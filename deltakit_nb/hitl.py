@@ -40,6 +40,8 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "dict": (dict,),
 }
 REJECTED_NOTE = "The user rejected this tool call."
+# agno's UserControlFlowTools tool; UserFeedbackTools' ask_user is the user_feedback kind.
+BUILTIN_INPUT = "get_user_input"
 REJECTED_PREFIX = "Rejected by the user"
 
 
@@ -228,13 +230,18 @@ def apply_to_output(output: Any, requirements: list[Any]) -> None:
 
 def settled_calls(requirement: dict[str, Any], decision: dict[str, Any]) -> list[Event]:
     """The tool_call and tool_result the server writes itself for a call that agno settles
-    without tool events: a rejected one (an error result with the note) and one run
-    elsewhere (its result). An approved or answered call runs in agno, which reports it."""
+    without tool events: a rejected one (an error result with the note), one run elsewhere
+    (its result) and an answer to agno's built-in get_user_input / ask_user (the answers as
+    JSON). An approved call or an answered tool of the agent's own runs in agno, which
+    reports it."""
     if decision.get("approve") is False:
         note = decision.get("note")
         output, is_error = f"{REJECTED_PREFIX}: {note}" if note else f"{REJECTED_PREFIX}.", True
     elif "result" in decision:
         output, is_error = decision["result"], False
+    elif requirement["kind"] == "user_feedback" or requirement["tool_name"] == BUILTIN_INPUT:
+        # agno's built-ins: it hands the model the answers without running a tool
+        output, is_error = json.dumps(decision["values"], ensure_ascii=False), False
     else:
         return []
     call_id, name = requirement["call_id"], requirement["tool_name"]

@@ -268,10 +268,12 @@ class RunRegistry:
         Everything up to the run leaving `paused` happens before any await, so of two
         decisions (or a decision and a Stop) racing, the first wins and the second finds the
         run no longer paused."""
-        if run.status is not RunStatus.PAUSED or self._runs.get(run.id) is not run:
+        if run.status is not RunStatus.PAUSED:
             raise DecisionError(
                 f"run {run.id} is not paused (its status is {run.status.value})", 409
             )
+        if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
+            raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
         try:
             checked = hitl.check_decisions(run.requirements, decisions)
             self._check_capacity()

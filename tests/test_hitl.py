@@ -25,8 +25,9 @@ def jp_server_config(request: Any) -> dict[str, object]:
     return {
         "ServerApp": {"jpserver_extensions": {"deltakit_nb": True}},
         "DeltakitApp": {
-            "agents": TEST_AGENTS,
+            "agents": {**TEST_AGENTS, "builtins": "fixture_agents:builtin_hitl_agent"},
             "model": "",
+            "max_frame_bytes": 8000,
             "persist": request.param == "history db",
         },
     }
@@ -39,10 +40,12 @@ async def recv_until(ws: Any, kind: str) -> list[dict]:
     return events
 
 
-async def pause(jp_ws_fetch: Any, message: str, thread: str = "t-hitl") -> tuple[Any, list[dict]]:
+async def pause(
+    jp_ws_fetch: Any, message: str, thread: str = "t-hitl", agent: str = "demo"
+) -> tuple[Any, list[dict]]:
     """A socket with a run of `message` started on it, and the events up to its run_paused."""
     ws = await jp_ws_fetch("deltakit", "ws")
-    await send(ws, {"message": message, "threadId": thread})
+    await send(ws, {"message": message, "threadId": thread, "agent": agent})
     events = await recv_until(ws, "run_paused")
     return ws, events
 
@@ -262,6 +265,13 @@ async def test_decision_for_unknown_or_unpaused_run(jp_ws_fetch: Any, jp_fetch: 
     assert code == 400 and "names another run" in body["message"]
     code, body = await post_continue(jp_fetch, run_id, ["not", "an", "object"])
     assert code == 400 and body["message"] == "the body must be a JSON object"
+    code, body = await post_continue(jp_fetch, run_id, {"decisions": [{"id": "x" * 9000}]})
+    assert code == 413 and "(limit max_frame_bytes=8000)" in body["message"]
+    response = await jp_fetch(
+        "deltakit", "runs", run_id, "continue", method="POST", body="{", raise_error=False
+    )
+    assert response.code == 400
+    assert json.loads(response.body) == {"message": "the body is not valid JSON"}
     ws.close()
 
 
@@ -348,3 +358,123 @@ async def test_second_socket_following_the_thread(jp_ws_fetch: Any) -> None:
     assert [e["type"] for e in mine].count("run_resumed") == 1
     ws.close()
     follower.close()
+
+
+GET_USER_INPUT = "tool get_user_input " + json.dumps(
+    {
+        "user_input_fields": [
+            {"field_name": "city", "field_type": "str", "field_description": "Your city"},
+            {"field_name": "nights", "field_type": "int", "field_description": "How long"},
+        ]
+    }
+)
+ASK_USER = "tool ask_user " + json.dumps(
+    {
+        "questions": [
+            {
+                "question": "Which size?",
+                "header": "Size",
+                "options": [{"label": "S", "description": "small"}, {"label": "L"}],
+                "multi_select": False,
+            },
+            {
+                "question": "Which extras?",
+                "header": "Extras",
+                "options": [{"label": "milk"}, {"label": "sugar"}],
+                "multi_select": True,
+            },
+        ]
+    }
+)
+
+
+async def test_agnos_user_control_flow_toolkit(jp_ws_fetch: Any) -> None:
+    ws, events = await pause(jp_ws_fetch, GET_USER_INPUT, agent="builtins")
+    run_id, [req] = events[0]["runId"], events[-1]["requirements"]
+    assert req["kind"] == "user_input" and req["tool_name"] == "get_user_input"
+    assert req["fields"] == [
+        {"name": "city", "type": "str", "description": "Your city"},
+        {"name": "nights", "type": "int", "description": "How long"},
+    ]
+    await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "values": {"city": 3}}]})
+    [error] = await recv(ws)
+    assert "field 'city' must be of type str, not int" in error["message"]
+    values = {"city": "Oslo", "nights": 2}
+    await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "values": values}]})
+    events += await recv_until_terminal(ws)
+    assert_gap_free(events, run_id)
+    [result] = [e for e in events if e["type"] == "tool_result"]
+    assert json.loads(result["output"]) == values and result["call_id"] == req["call_id"]
+    # agno handed the model the answers: the offline model quotes its tool message.
+    assert text(events) == (
+        "The `get_user_input` returned **User inputs retrieved: "
+        '[{"name": "city", "value": "Oslo"}, {"name": "nights", "value": 2}]**.'
+    )
+    ws.close()
+
+
+async def test_agnos_user_feedback_toolkit(jp_ws_fetch: Any) -> None:
+    ws, events = await pause(jp_ws_fetch, ASK_USER, agent="builtins")
+    run_id, [req] = events[0]["runId"], events[-1]["requirements"]
+    assert req["kind"] == "user_feedback" and req["tool_name"] == "ask_user"
+    assert req["questions"] == [
+        {
+            "question": "Which size?",
+            "header": "Size",
+            "options": [{"label": "S", "description": "small"}, {"label": "L"}],
+            "multi_select": False,
+        },
+        {
+            "question": "Which extras?",
+            "header": "Extras",
+            "options": [{"label": "milk"}, {"label": "sugar"}],
+            "multi_select": True,
+        },
+    ]
+    for values, problem in [
+        ({"Which size?": ["S", "L"], "Which extras?": []}, "'Which size?' takes one option"),
+        ({"Which size?": ["XL"], "Which extras?": []}, "'XL' is not an option of 'Which size?'"),
+        ({"Which size?": ["S"]}, "no answer to question 'Which extras?'"),
+        ({"Which size?": "S", "Which extras?": []}, "must be a list of option labels"),
+    ]:
+        await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "values": values}]})
+        [error] = await recv(ws)
+        assert problem in error["message"], error
+    values = {"Which size?": ["L"], "Which extras?": ["milk", "sugar"]}
+    await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "values": values}]})
+    events += await recv_until_terminal(ws)
+    assert_gap_free(events, run_id)
+    [result] = [e for e in events if e["type"] == "tool_result"]
+    assert json.loads(result["output"]) == values
+    assert text(events) == (
+        "The `ask_user` returned **User feedback received: "
+        '[{"question": "Which size?", "selected": ["L"]}, '
+        '{"question": "Which extras?", "selected": ["milk", "sugar"]}]**.'
+    )
+    ws.close()
+
+
+async def test_paused_runs_count_toward_no_concurrency_limit(
+    jp_ws_fetch: Any, jp_serverapp: Any
+) -> None:
+    app = next(iter(jp_serverapp.extension_manager.extension_apps["deltakit_nb"]))
+    app.registry.max_concurrent_runs = 1
+    sockets = []
+    for i in range(3):  # each one pauses, so the next may start
+        ws, events = await pause(jp_ws_fetch, CONFIRM, thread=f"t-limit-{i}")
+        assert events[-1]["type"] == "run_paused"
+        assert app.registry.get(events[0]["runId"]).task is None  # no task holds it
+        sockets.append((ws, events))
+    ws, events = sockets[0]
+    await send(ws, {"message": "count 100 delay 0.05", "threadId": "t-busy"})
+    busy = await recv(ws)
+    assert busy[0]["type"] == "run_started"
+    # Continuing a paused run makes it run again: now it is over the limit.
+    other, paused = sockets[1]
+    run_id, [req] = paused[0]["runId"], paused[-1]["requirements"]
+    await send(other, {"runId": run_id, "decisions": [{"id": req["id"], "approve": True}]})
+    [error] = await recv(other)
+    assert error["message"] == "too many runs in progress: 1 (limit max_concurrent_runs=1)"
+    assert app.registry.get(run_id).status.value == "paused"
+    for ws, _ in sockets:
+        ws.close()
