@@ -2,8 +2,9 @@
 
 The run lives in the Jupyter server, not in the kernel: the browser opens the WebSocket itself,
 so the conversation survives a page reload or a fresh kernel. The kernel side only sets options
-and posts requests (``send``/``stop``) through synced state, and receives the finished
-conversation in ``messages`` at the end of each run.
+and posts requests (``send``/``stop``, and the decisions of ``approve``/``reject``/``respond``
+on a paused run) through synced state, and receives the finished conversation in ``messages``
+at the end of each run and a paused run's open requests in ``pending``.
 """
 
 from __future__ import annotations
