@@ -33,6 +33,18 @@ def jp_server_config(request: Any) -> dict[str, object]:
     }
 
 
+async def raw_until_terminal(ws: Any, raw: list[str]) -> list[dict]:
+    """`recv_until_terminal`, keeping each frame's text as the server sent it in `raw`."""
+    events: list[dict] = []
+    while not events or events[-1]["type"] not in ("done", "error") or "eventId" not in events[-1]:
+        frame = await asyncio.wait_for(ws.read_message(), 10)
+        assert frame is not None, "socket closed"
+        raw.append(frame)
+        data = json.loads(frame)
+        events.extend(data if isinstance(data, list) else [data])
+    return events
+
+
 async def recv_until(ws: Any, kind: str) -> list[dict]:
     events: list[dict] = []
     while not events or events[-1]["type"] != kind:
@@ -81,7 +93,8 @@ async def test_approve_runs_the_tool_in_the_same_log(jp_ws_fetch: Any, jp_fetch:
     assert active["run_id"] == run_id and active["status"] == "paused"
 
     await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "approve": True}]})
-    events += await recv_until_terminal(ws)
+    raw: list[str] = []
+    events += await raw_until_terminal(ws, raw)
     assert_gap_free(events, run_id)
     kinds = [e["type"] for e in events]
     resumed = kinds.index("run_resumed")
@@ -95,7 +108,7 @@ async def test_approve_runs_the_tool_in_the_same_log(jp_ws_fetch: Any, jp_fetch:
     assert events[-1]["status"] == "completed"
     run = await get_json(jp_fetch, "runs", run_id)
     assert run["status"] == "completed" and run["events"] == events
-    print("APPROVED ON THE WIRE:\n" + "\n".join(json.dumps(e) for e in events))
+    print("APPROVED, the frames after the decision:\n" + "\n".join(raw))
     ws.close()
 
 
@@ -104,7 +117,8 @@ async def test_reject_with_note(jp_ws_fetch: Any, jp_fetch: Any) -> None:
     run_id, [req] = events[0]["runId"], events[-1]["requirements"]
     decision = {"id": req["id"], "approve": False, "note": "keep the draft"}
     await send(ws, {"runId": run_id, "decisions": [decision]})
-    events += await recv_until_terminal(ws)
+    raw: list[str] = []
+    events += await raw_until_terminal(ws, raw)
     assert_gap_free(events, run_id)
     after = events[[e["type"] for e in events].index("run_resumed") :]
     assert after[0]["decisions"] == [decision]
@@ -116,7 +130,7 @@ async def test_reject_with_note(jp_ws_fetch: Any, jp_fetch: Any) -> None:
     assert [e for e in events if e["type"] == "tool_result"] == [result]  # agno ran nothing
     assert "keep the draft" in text(events)  # the model was told the note
     assert events[-1]["status"] == "completed"
-    print("REJECTED ON THE WIRE:\n" + "\n".join(json.dumps(e) for e in events))
+    print("REJECTED, the frames after the decision:\n" + "\n".join(raw))
     ws.close()
 
 

@@ -12,33 +12,47 @@ from typing import Any
 import pytest
 from jupyterproc import JupyterProcess
 from test_durability import connect, history_session
-from wsclient import assert_gap_free, recv, recv_n, recv_until_terminal, send, text
+from wsclient import assert_gap_free, recv_n, recv_until_terminal, send, text
 
 CONFIRM = 'tool confirm_action {"action": "send the report"}'
 
 
-async def paused_run(server: JupyterProcess, message: str, thread: str) -> list[dict]:
+async def paused_run(
+    server: JupyterProcess, message: str, thread: str, raw: list[str] | None = None
+) -> list[dict]:
     ws = await connect(server)
     await send(ws, {"message": message, "threadId": thread})
-    events: list[dict] = []
-    while not events or events[-1]["type"] != "run_paused":
-        events.extend(await recv(ws))
+    events = await frames_until(ws, "run_paused", [] if raw is None else raw)
     ws.close()
     return events
 
 
-def show(title: str, frames: list[Any]) -> None:
+async def frames_until(ws: Any, last_type: str, raw: list[str]) -> list[dict]:
+    """Events up to (and with) the first run event of `last_type`; the frames' text, exactly
+    as the server sent it, goes into `raw`."""
+    events: list[dict] = []
+    while not events or events[-1]["type"] != last_type or "eventId" not in events[-1]:
+        text_frame = await asyncio.wait_for(ws.read_message(), 10)
+        assert text_frame is not None, "socket closed"
+        raw.append(text_frame)
+        data = json.loads(text_frame)
+        events.extend(data if isinstance(data, list) else [data])
+    return events
+
+
+def show(title: str, frames: list[str]) -> None:
     print(f"--- {title}")
     for frame in frames:
-        print(json.dumps(frame))
+        print(frame)
 
 
 @pytest.mark.parametrize("stop", ["SIGKILL", "clean stop"])
 async def test_paused_run_survives_a_restart_and_continues(tmp_path: Path, stop: str) -> None:
     server = JupyterProcess(tmp_path)
     server.start()
+    before: list[str] = []
     try:
-        paused = await paused_run(server, CONFIRM, "t-pause")
+        paused = await paused_run(server, CONFIRM, "t-pause", before)
         run_id, [req] = paused[0]["runId"], paused[-1]["requirements"]
         # A second run, streaming when the server goes: it must end interrupted.
         ws = await connect(server)
@@ -50,7 +64,7 @@ async def test_paused_run_survives_a_restart_and_continues(tmp_path: Path, stop:
             server.kill()
         else:
             server.stop()
-    show(f"before the {stop}", paused)
+    show(f"frames before the {stop}", before)
     with JupyterProcess(tmp_path) as server:
         run = server.get(f"/deltakit/runs/{run_id}")
         assert run["status"] == "paused" and run["finished_at"] is None
@@ -65,14 +79,17 @@ async def test_paused_run_survives_a_restart_and_continues(tmp_path: Path, stop:
 
         ws = await connect(server)
         await send(ws, {"runId": run_id, "lastEventId": -1})
-        replayed: list[dict] = []
-        while not replayed or replayed[-1]["type"] != "run_paused":
-            replayed.extend(await recv(ws))
+        after: list[str] = []
+        replayed = await frames_until(ws, "run_paused", after)
         assert replayed == paused  # the card comes back: the log is open, the run waits
-        await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "approve": True}]})
-        rest = await recv_until_terminal(ws)
+        show(f"after the restart ({stop}): the resume frame's replay", after)
+        decision = {"runId": run_id, "decisions": [{"id": req["id"], "approve": True}]}
+        await send(ws, decision)
+        print(">>> sent:", json.dumps(decision))
+        after = []
+        rest = await frames_until(ws, "done", after)
         ws.close()
-        show(f"after the restart ({stop}), the decision and the rest", rest)
+        show("the continuation, same run, same socket", after)
         events = paused + rest
         assert_gap_free(events, run_id)
         assert [e["type"] for e in rest[:3]] == ["run_resumed", "tool_call", "tool_result"]
