@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import hitl, protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
-from .protocol import RunStatus
+from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
@@ -75,6 +75,18 @@ class RunLimitError(RuntimeError):
     pass
 
 
+class DecisionError(FrameError):
+    """A decision the run cannot take; `status` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# A paused run's decisions, checked: (the open requirements, a decision for each).
+Continuation = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
 @dataclass
 class Run:
     id: str
@@ -86,6 +98,10 @@ class Run:
     finished_at: float | None = None
     log: EventLog = field(init=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # While paused: the requirements waiting for a decision (protocol form), and agno's
+    # RunOutput when this process paused it (the run continues from it if there is no db).
+    requirements: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    paused_output: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -102,7 +118,10 @@ class Run:
             created_at=s["created_at"],
             finished_at=s["finished_at"],
         )
-        run.log = EventLog(run.id, stored.events, closed=True)
+        paused = run.status is RunStatus.PAUSED
+        run.log = EventLog(run.id, stored.events, closed=not paused)
+        if paused:
+            run.requirements = hitl.requirements_of(stored.events)
         return run
 
     @property
@@ -161,14 +180,29 @@ class RunRegistry:
                     len(interrupted),
                 )
             store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
+            self._load_paused(store)
 
-    def start(self, message: str, thread_id: str | None, agent: str) -> Run:
-        active = sum(1 for r in self._runs.values() if not r.done)
+    def _load_paused(self, store: EventStore) -> None:
+        """Hold the runs a decision may continue (paused before the restart) in memory, so
+        every socket and request deals with one Run (one log) of each."""
+        store.flush()  # the age retention above goes first
+        for run_id in store.paused_run_ids():
+            stored = store.load_run(run_id)
+            if stored is not None:
+                self._runs[run_id] = Run.from_store(stored)
+        if self._runs:
+            log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._runs))
+
+    def _check_capacity(self) -> None:
+        active = sum(1 for r in self._runs.values() if r.status.working)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
                 f"too many runs in progress: {active} (limit max_concurrent_runs="
                 f"{self.max_concurrent_runs})"
             )
+
+    def start(self, message: str, thread_id: str | None, agent: str) -> Run:
+        self._check_capacity()
         run = Run(
             id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
@@ -227,9 +261,51 @@ class RunRegistry:
         active = [r for r in self.runs(thread_id) if not r.done]
         return active[-1] if active else None
 
+    def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
+        """Continue a paused run with the user's decisions (protocol.parse_decisions shaped
+        them), in the same log; or DecisionError, and the run stays paused and unchanged.
+
+        Everything up to the run leaving `paused` happens before any await, so of two
+        decisions (or a decision and a Stop) racing, the first wins and the second finds the
+        run no longer paused."""
+        if run.status is not RunStatus.PAUSED:
+            raise DecisionError(
+                f"run {run.id} is not paused (its status is {run.status.value})", 409
+            )
+        if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
+            raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
+        try:
+            checked = hitl.check_decisions(run.requirements, decisions)
+            self._check_capacity()
+        except FrameError as exc:
+            raise DecisionError(str(exc)) from None
+        except RunLimitError as exc:
+            raise DecisionError(str(exc), 429) from None
+        open_requirements, run.requirements = run.requirements, []
+        run.status = RunStatus.RUNNING
+        if self.store is not None:
+            self.store.follow(run.id, run.log, len(run.log))
+        run.log.append(protocol.run_resumed(checked))
+        for requirement, decision in zip(open_requirements, checked, strict=True):
+            for event in hitl.settled_calls(requirement, decision):
+                run.log.append(event)
+        if self.store is not None:
+            self.store.save_run(run.summary())
+        run.task = asyncio.create_task(
+            self._execute(run, (open_requirements, checked)), name=f"deltakit-run-{run.id}"
+        )
+
     async def cancel(self, run_id: str) -> bool:
-        """Stop a run: agno's cooperative cancel first, the task after a grace period."""
+        """Stop a run: agno's cooperative cancel first, the task after a grace period. A
+        paused run has no task: it ends cancelled at once."""
         run = self._runs.get(run_id)
+        if run is not None and run.status is RunStatus.PAUSED:
+            if self.store is not None:
+                self.store.follow(run.id, run.log, len(run.log))
+            run.log.append(protocol.done(RunStatus.CANCELLED))
+            run.requirements, run.paused_output = [], None
+            self._finished(run, RunStatus.CANCELLED)
+            return True
         if run is None or run.done or run.task is None:
             return False
         from agno.agent import Agent
@@ -253,19 +329,26 @@ class RunRegistry:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
         adapter = AgnoAdapter()
         run.status = RunStatus.RUNNING
         try:
             agent = await asyncio.to_thread(self.build_agent, run.agent)
-            stream = agent.arun(
-                run.message,
-                stream=True,
-                stream_events=True,
-                run_id=run.id,
-                session_id=run.thread_id,
-            )
+            if continuation is None:
+                stream = agent.arun(
+                    run.message,
+                    stream=True,
+                    stream_events=True,
+                    run_id=run.id,
+                    session_id=run.thread_id,
+                    yield_run_output=True,
+                )
+            else:
+                stream = await self._continue(agent, run, continuation[1])
             await relay(stream, adapter, run.log)
+            if adapter.paused and adapter.status is None:
+                self._pause(run, adapter)
+                return
             terminal = adapter.finish(RunStatus.COMPLETED)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
@@ -275,7 +358,50 @@ class RunRegistry:
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
         for out in terminal:
             run.log.append(out)
-        run.status = adapter.status or RunStatus.COMPLETED
+        self._finished(run, adapter.status or RunStatus.COMPLETED)
+
+    @staticmethod
+    async def _continue(agent: Agent, run: Run, decisions: list[dict[str, Any]]) -> Any:
+        """agno's stream continuing `run` with the decisions applied to its requirements."""
+        output = run.paused_output
+        run.paused_output = None
+        if output is None and agent.db is not None:  # paused before a restart
+            output = await agent.aget_run_output(run_id=run.id, session_id=run.thread_id)
+        if output is None:
+            raise RuntimeError(
+                f"agno holds no paused run {run.id}: its agent keeps no history db, and the "
+                "server process that paused it is gone"
+            )
+        requirements = {r.id: r for r in output.requirements or []}
+        for decision in decisions:
+            requirement = requirements.get(decision["id"])
+            if requirement is None:
+                raise RuntimeError(f"agno's paused run has no requirement {decision['id']}")
+            hitl.apply(requirement, decision)
+        kwargs: dict[str, Any] = {
+            "requirements": list(requirements.values()),
+            "session_id": run.thread_id,
+            "stream": True,
+            "stream_events": True,
+            "yield_run_output": True,
+        }
+        if agent.db is not None:  # agno loads the run from its db
+            return agent.acontinue_run(run_id=run.id, **kwargs)
+        hitl.apply_to_output(output, kwargs["requirements"])
+        return agent.acontinue_run(run_response=output, **kwargs)
+
+    def _pause(self, run: Run, adapter: AgnoAdapter) -> None:
+        """The run waits for decisions: no task, its log open, its store rows up to date."""
+        run.status = RunStatus.PAUSED
+        run.requirements = adapter.paused or []
+        run.paused_output = adapter.output
+        run.task = None
+        if self.store is not None:
+            self.store.save_run(run.summary())
+            self.store.unfollow(run.id)
+
+    def _finished(self, run: Run, status: RunStatus) -> None:
+        run.status = status
         run.finished_at = time.time()
         run.log.close()
         max_age = self.retention.max_age_seconds
@@ -296,7 +422,11 @@ class RunRegistry:
         MEMORY_RUNS (the store serves them when asked)."""
         if max_age > 0:
             cutoff = time.time() - max_age
-            for old in [r for r in self._runs.values() if r.done and r.created_at < cutoff]:
+            for old in [
+                r
+                for r in self._runs.values()
+                if (r.done or r.status is RunStatus.PAUSED) and r.created_at < cutoff
+            ]:
                 del self._runs[old.id]
         keep = self.retention.runs_per_thread
         if keep:

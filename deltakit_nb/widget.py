@@ -2,8 +2,9 @@
 
 The run lives in the Jupyter server, not in the kernel: the browser opens the WebSocket itself,
 so the conversation survives a page reload or a fresh kernel. The kernel side only sets options
-and posts requests (``send``/``stop``) through synced state, and receives the finished
-conversation in ``messages`` at the end of each run.
+and posts requests (``send``/``stop``, and the decisions of ``approve``/``reject``/``respond``
+on a paused run) through synced state, and receives the finished conversation in ``messages``
+at the end of each run and a paused run's open requests in ``pending``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class ChatWidget(anywidget.AnyWidget):
     messages = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
     run_id = traitlets.Unicode("", read_only=True).tag(sync=True)
     status = traitlets.Unicode("idle", read_only=True).tag(sync=True)
+    # Written by the front end: the open requirements of the paused run (a tool call waiting for
+    # approval, input or a result), each {"id", "kind", "run_id", "call_id", "tool_name", "args",
+    # "fields"? (user_input), "questions"? (user_feedback)}; [] when no run waits.
+    pending = traitlets.List(traitlets.Dict(), read_only=True).tag(sync=True)
 
     # Kernel -> front end requests. Synced state rather than custom messages, because custom
     # messages sent before a view exists are dropped; `_handled` records the ids a front end
@@ -140,6 +145,57 @@ class ChatWidget(anywidget.AnyWidget):
         """Stop the run in progress (or the one just requested with ``send``)."""
         self._request("stop")
 
+    def approve(self, note: str | None = None) -> None:
+        """Allow the tool call(s) the paused run waits to confirm, as the card's Approve does."""
+        self._decide(_CONFIRM, "approve", lambda r: _confirmation(r, True, note))
+
+    def reject(self, note: str | None = None) -> None:
+        """Refuse the tool call(s) the paused run waits to confirm; ``note`` goes to the agent."""
+        self._decide(_CONFIRM, "reject", lambda r: _confirmation(r, False, note))
+
+    def respond(self, values: dict[str, Any] | str, *, id: str | None = None) -> None:
+        """Answer the paused run's request for input: a dict of field values (``user_input``),
+        ``{question: [labels]}`` (``user_feedback``; one label may be a string), or the result
+        text of a tool you ran yourself (``external_execution``). ``id`` picks one request when
+        several wait."""
+        if isinstance(values, str):
+            kinds: tuple[str, ...] = ("external_execution",)
+        elif isinstance(values, dict):
+            kinds = ("user_input", "user_feedback")
+        else:
+            raise TypeError("respond() takes a dict of values or a result string")
+        open_ = self._open(kinds, "respond", id)
+        if len(open_) > 1:
+            ids = ", ".join(str(r.get("id")) for r in open_)
+            raise ValueError(f"respond(): several requests wait ({ids}); pass id=")
+        req = open_[0]
+        if isinstance(values, str):
+            decision: dict[str, Any] = {"id": req["id"], "result": values}
+        else:
+            _check_values(req, values)
+            if req.get("kind") == "user_feedback":
+                values = {q: [a] if isinstance(a, str) else a for q, a in values.items()}
+            decision = {"id": req["id"], "values": values}
+        self._send_decisions(str(req.get("run_id") or ""), [decision])
+
+    def _open(self, kinds: tuple[str, ...], name: str, id: str | None = None) -> list[Any]:
+        if not self.pending:
+            raise RuntimeError(f"{name}(): no run is waiting for a decision (pending is empty)")
+        open_ = [r for r in self.pending if r.get("kind") in kinds and id in (None, r.get("id"))]
+        if not open_:
+            waiting = ", ".join(f"{r.get('tool_name')} ({r.get('kind')})" for r in self.pending)
+            what = f"the request {id!r}" if id is not None else " or ".join(kinds)
+            raise ValueError(f"{name}(): no open request for {what}; waiting: {waiting}")
+        return open_
+
+    def _decide(self, kinds: tuple[str, ...], name: str, make: Any) -> None:
+        open_ = self._open(kinds, name)
+        self._send_decisions(str(open_[0].get("run_id") or ""), [make(r) for r in open_])
+
+    def _send_decisions(self, run_id: str, decisions: list[dict[str, Any]]) -> None:
+        # Through the synced requests, like send(): carried out once by whichever view takes it.
+        self._request("decide", run_id=run_id, decisions=decisions)
+
     def to_markdown(self) -> str:
         """The finished conversation as Markdown."""
         out: list[str] = []
@@ -172,6 +228,37 @@ class ChatWidget(anywidget.AnyWidget):
             if name in getattr(self, "_explicit", ()) or (name == "agent" and self.agent)
         ]
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+_CONFIRM = ("confirmation",)
+
+
+def _confirmation(req: dict[str, Any], approve: bool, note: str | None) -> dict[str, Any]:
+    decision: dict[str, Any] = {"id": req["id"], "approve": approve}
+    if note is not None:
+        if not isinstance(note, str):
+            raise TypeError("note must be a string")
+        if note.strip():
+            decision["note"] = note
+    return decision
+
+
+def _check_values(req: dict[str, Any], values: dict[str, Any]) -> None:
+    # Caught here with the names at hand; the server checks types and answers the same way.
+    if req.get("kind") == "user_input":
+        names = [str(f.get("name")) for f in req.get("fields") or []]
+    else:
+        names = [str(q.get("question")) for q in req.get("questions") or []]
+    missing = [n for n in names if n not in values]
+    unknown = [k for k in values if k not in names]
+    if missing or unknown:
+        problems = [
+            f"missing {missing}" if missing else "",
+            f"unknown {unknown}" if unknown else "",
+        ]
+        raise ValueError(
+            f"respond() for {req.get('tool_name')}: {'; '.join(problems)} (expected {names})"
+        )
 
 
 def _tool_markdown(call: dict[str, Any]) -> str:

@@ -1,10 +1,12 @@
 """Re-make the README's pictures of the widget in real JupyterLab + headless Chromium.
 
-    PYTHONPATH=$PWD python docs/make_screenshots.py
+    PYTHONPATH=$PWD python docs/make_screenshots.py [NAME.png ...]
 
-Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark) and
-docs/widget-conversations.png (the Conversations menu open). Uses the browser tests' lab
-process and helpers, so it needs what they need (Debian's Chromium).
+Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark),
+docs/widget-conversations.png (the Conversations menu open) and docs/widget-approval.png (a tool
+call waiting for approval). Uses the browser tests' lab
+process and helpers, so it needs what they need (Debian's Chromium). With names, only those
+pictures are written.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ def converse(session: Session, *messages: str) -> None:
         session.wait_status("completed", timeout=60_000)
 
 
+ONLY = set(sys.argv[1:])
+
+
 def shoot(session: Session, name: str) -> None:
+    if ONLY and name not in ONLY:
+        return
     session.page.mouse.move(0, 0)  # no hover effects in the picture
     session.page.wait_for_timeout(300)  # let the caret and transitions settle
     session.chat().screenshot(path=str(DOCS / name))
@@ -66,6 +73,18 @@ def main() -> None:
         page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'")
         shoot(session, "widget-dark.png")
         session.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+        page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Light'")
+
+        # Human in the loop: a tool call that waits for the user's approval.
+        session.chat().locator(".dk-new").click()
+        converse(session, "what is 12 * (3 + 4)?")
+        session.send('tool confirm_action {"action": "email the report to the team"}')
+        session.wait_status("paused", timeout=60_000)
+        note = session.chat().locator("[data-testid=dk-note]")
+        note.fill("use the short version")
+        note.evaluate("el => el.blur()")  # no focus ring in the picture
+        session.chat().evaluate("el => { el.style.height = '600px'; }")
+        shoot(session, "widget-approval.png")
         sessions.close()
         browser.close()
 

@@ -188,3 +188,100 @@ def test_cell_key_new_and_explicit_threads() -> None:
     assert state["cell_key"] == "cell-k" and state["_fresh"] is True
     # nbval compares reprs: what the kernel chose by itself is not in them.
     assert repr(fresh) == repr(in_cell) == repr(again) == "ChatWidget()"
+
+
+CONFIRM = {
+    "id": "q1",
+    "kind": "confirmation",
+    "run_id": "r1",
+    "call_id": "c1",
+    "tool_name": "confirm_action",
+    "args": {"action": "x"},
+}
+INPUT = {
+    "id": "q2",
+    "kind": "user_input",
+    "run_id": "r1",
+    "call_id": "c2",
+    "tool_name": "collect_input",
+    "args": {"question": "q", "answer": ""},
+    "fields": [{"name": "answer", "type": "str", "description": ""}],
+}
+EXTERNAL = {**CONFIRM, "id": "q3", "kind": "external_execution", "tool_name": "run_elsewhere"}
+FEEDBACK = {
+    **CONFIRM,
+    "id": "q4",
+    "kind": "user_feedback",
+    "tool_name": "ask",
+    "questions": [{"question": "Which?", "options": [{"label": "A"}], "multi_select": False}],
+}
+
+
+def decisions(w: ChatWidget) -> list[tuple[str, list[dict[str, Any]]]]:
+    reqs = synced_state(w)["_requests"]
+    assert all(r["op"] == "decide" for r in reqs)
+    return [(r["run_id"], r["decisions"]) for r in reqs]
+
+
+def test_pending_is_written_by_the_front_end_and_read_only_here() -> None:
+    w = ChatWidget()
+    assert w.pending == [] and synced_state(w)["pending"] == []
+    with pytest.raises(traitlets.TraitError):
+        w.pending = [CONFIRM]
+    front_end_sets(w, pending=[CONFIRM], status="paused")
+    assert (w.pending, w.status) == ([CONFIRM], "paused")
+
+
+def test_approve_and_reject_decide_the_open_confirmations_through_synced_requests() -> None:
+    w = ChatWidget()
+    front_end_sets(w, pending=[CONFIRM, INPUT])
+    w.approve()
+    w.reject(note="not today")
+    w.approve(note="  ")  # a blank note is no note
+    assert decisions(w) == [
+        ("r1", [{"id": "q1", "approve": True}]),
+        ("r1", [{"id": "q1", "approve": False, "note": "not today"}]),
+        ("r1", [{"id": "q1", "approve": True}]),
+    ]
+    with pytest.raises(TypeError, match="note"):
+        w.approve(note=3)  # type: ignore[arg-type]
+
+
+def test_respond_gives_values_choices_or_a_result() -> None:
+    w = ChatWidget()
+    front_end_sets(w, pending=[CONFIRM, INPUT])
+    w.respond({"answer": "42"})
+    front_end_sets(w, pending=[EXTERNAL])
+    w.respond("it worked")
+    front_end_sets(w, pending=[FEEDBACK])
+    w.respond({"Which?": "A"})
+    assert decisions(w) == [
+        ("r1", [{"id": "q2", "values": {"answer": "42"}}]),
+        ("r1", [{"id": "q3", "result": "it worked"}]),
+        ("r1", [{"id": "q4", "values": {"Which?": ["A"]}}]),
+    ]
+
+
+def test_decisions_without_a_waiting_request_are_clear_errors_and_send_nothing() -> None:
+    w = ChatWidget()
+    for call in (w.approve, w.reject, lambda: w.respond({"answer": "x"})):
+        with pytest.raises(RuntimeError, match="no run is waiting for a decision"):
+            call()
+    front_end_sets(w, pending=[INPUT])
+    with pytest.raises(ValueError, match=r"for confirmation; waiting: collect_input"):
+        w.approve()
+    with pytest.raises(ValueError, match=r"missing \['answer'\]"):
+        w.respond({})
+    with pytest.raises(ValueError, match=r"unknown \['nope'\]"):
+        w.respond({"answer": "a", "nope": 1})
+    with pytest.raises(ValueError, match="external_execution"):
+        w.respond("a result for a tool that asked for fields")
+    with pytest.raises(TypeError):
+        w.respond(42)  # type: ignore[arg-type]
+    front_end_sets(w, pending=[INPUT, {**INPUT, "id": "q5"}])
+    with pytest.raises(ValueError, match="several requests wait"):
+        w.respond({"answer": "a"})
+    w.respond({"answer": "a"}, id="q5")
+    with pytest.raises(ValueError, match="the request 'zz'"):
+        w.respond({"answer": "a"}, id="zz")
+    assert decisions(w) == [("r1", [{"id": "q5", "values": {"answer": "a"}}])]

@@ -2,7 +2,7 @@
 // and the kernel-facing traits, so several views of one model share one run and a `send()`
 // from Python is handled even before any view exists.
 import { fetchJson, HttpError, serverConfig, socketUrl } from "./config.js";
-import { activeRun, initialState, isTerminal, reduce, toMessages } from "./reducer.js";
+import { activeRun, initialState, isTerminal, openRequests, reduce, toMessages, toPending } from "./reducer.js";
 import { stats } from "./stats.js";
 import { ConnState, Transport } from "./transport.js";
 
@@ -54,6 +54,7 @@ export class Controller {
     this.following = null;
     this.defaultAgent = "";
     this.messagesSignature = null;
+    this.deciding = null; // runId whose decisions went out on the socket, until it answers
     this.handled = new Set(model.get("_handled") ?? []);
     this.disposed = false;
     this.thread = model.get("thread_id"); // the thread `state` belongs to
@@ -132,6 +133,50 @@ export class Controller {
     }
   }
 
+  // One requirement's decision ({id, approve?, note?, values?, result?}). Held until every open
+  // requirement of the paused run has one, then all go out in one frame.
+  decide(runId, decision) {
+    this.decideAll(runId, [decision]);
+  }
+
+  decideAll(runId, decisions) {
+    const run = this.state.runs.find((r) => r.runId === runId);
+    if (!run || run.status !== "paused") {
+      this.dispatch({ type: "notice", message: "No tool call is waiting for a decision." });
+      return;
+    }
+    const open = new Set(openRequests(run).map((r) => r.id));
+    const unknown = decisions.find((d) => !open.has(d?.id));
+    if (unknown) {
+      this.dispatch({ type: "notice", message: `No open request has the id ${JSON.stringify(unknown?.id)}.` });
+      return;
+    }
+    this.dispatch({ type: "draft", runId, decisions });
+    const requests = openRequests(this.state.runs.find((r) => r.runId === runId));
+    if (requests.some((r) => r.sending) || !requests.every((r) => r.draft)) return;
+    this.submitDecisions(runId, requests.map((r) => r.draft));
+  }
+
+  async submitDecisions(runId, decisions) {
+    this.dispatch({ type: "sending", runId, decisions });
+    // Over the socket when it is up (its error frame comes back there); else over HTTP.
+    if (this.transport.send({ runId, decisions })) {
+      this.deciding = runId;
+      return;
+    }
+    try {
+      await fetchJson(this.cfg, `runs/${encodeURIComponent(runId)}/continue`, {
+        method: "POST",
+        body: { runId, decisions },
+        fetchImpl: this.fetchImpl,
+      });
+      // The run's own events (run_resumed...) arrive once the socket is back and resumes it.
+      this.transport.kick();
+    } catch (err) {
+      this.dispatch({ type: "decideFailed", runId, decisions, message: `The decision was not taken: ${err.message}` });
+    }
+  }
+
   // Start a fresh conversation in this widget (the cell's earlier ones stay on the server).
   newChat() {
     const key = this.cellKey;
@@ -175,7 +220,10 @@ export class Controller {
 
   takeRequests() {
     const requests = this.model.get("_requests") ?? [];
-    const fresh = requests.filter((r) => r && typeof r.id === "string" && !this.handled.has(r.id));
+    // A decision names a run this view may not have read yet: it waits for the thread's record.
+    const fresh = requests.filter(
+      (r) => r && typeof r.id === "string" && !this.handled.has(r.id) && (r.op !== "decide" || this.hydrated),
+    );
     if (!fresh.length) return;
     for (const r of fresh) this.handled.add(r.id);
     // Claim them in the synced trait first: another front end of this model (a second tab)
@@ -184,6 +232,7 @@ export class Controller {
     safeSave(this.model);
     for (const r of fresh) {
       if (r.op === "send") this.send(r.text);
+      else if (r.op === "decide") this.decideAll(r.run_id, Array.isArray(r.decisions) ? r.decisions : []);
       else if (r.op === "stop") {
         // A stop issued right after a send() applies to that send's run once it starts.
         if (!activeRun(this.state) && this.queue.length) this.queue[this.queue.length - 1].stop = true;
@@ -238,6 +287,7 @@ export class Controller {
     this.sent.clear();
     this.following = null;
     this.messagesSignature = null;
+    this.deciding = null;
     this.hydrated = false;
     this.dispatch({ type: "reset" });
     this.follow();
@@ -309,6 +359,7 @@ export class Controller {
         this.syncedGeneration = generation;
         this.following = null;
         this.advance();
+        this.takeRequests();
       } while (this.syncAgain && !this.disposed);
       this.syncing = null;
     })();
@@ -401,6 +452,13 @@ export class Controller {
   }
 
   protocolError(message) {
+    if (this.deciding) {
+      // The server refused the decisions (the run stays paused): the cards take them back.
+      const runId = this.deciding;
+      this.deciding = null;
+      this.dispatch({ type: "decideFailed", runId, message });
+      return;
+    }
     const run = activeRun(this.state);
     if (run && run.runId === null && this.sent.has(run.localId)) {
       this.dispatch({ type: "startFailed", message });
@@ -464,6 +522,14 @@ export class Controller {
     }
     if (this.model.get("status") !== status) {
       this.model.set("status", status);
+      dirty = true;
+    }
+    if (this.deciding && !openRequests(runs.find((r) => r.runId === this.deciding)).some((r) => r.sending)) {
+      this.deciding = null; // answered by the run's own events
+    }
+    const pending = toPending(this.state);
+    if (JSON.stringify(pending) !== JSON.stringify(this.model.get("pending") ?? [])) {
+      this.model.set("pending", pending);
       dirty = true;
     }
     // `messages` changes only when a run finishes (or a snapshot brings finished runs).

@@ -4,6 +4,10 @@
 // built from the run's events. Events are applied strictly in eventId order and at most once:
 // a replay that overlaps what is already applied is skipped event by event, and an event past
 // a hole is not applied (the run is flagged `gap` so the controller can resume from the hole).
+//
+// A run that waits for the user (`run_paused`: a tool call to approve, inputs to give) has status
+// "paused", which is not terminal: the run is still the active one. Its open requirements are in
+// `run.requirements`, and each is shown on its tool card (`part.request`) until `run_resumed`.
 
 export const TERMINAL = Object.freeze(["completed", "cancelled", "failed", "interrupted"]);
 
@@ -28,6 +32,7 @@ function newRun({ runId = null, localId = null, message = "", agent = "", status
     error: null,
     gap: false,
     stopRequested: false,
+    requirements: [],
   };
 }
 
@@ -72,6 +77,85 @@ function findToolIndex(run, callId, name) {
   return -1;
 }
 
+function argText(argument) {
+  return typeof argument === "string" ? argument : JSON.stringify(argument ?? {});
+}
+
+const KINDS = Object.freeze(["confirmation", "user_input", "external_execution", "user_feedback"]);
+
+// One requirement of a `run_paused` event, as the view and the kernel use it (null if unusable).
+function requirementOf(raw) {
+  if (!raw || typeof raw !== "object" || typeof raw.id !== "string" || !raw.id) return null;
+  const req = {
+    id: raw.id,
+    kind: KINDS.includes(raw.kind) ? raw.kind : "confirmation",
+    callId: typeof raw.call_id === "string" ? raw.call_id : null,
+    toolName: String(raw.tool_name ?? "tool"),
+    args: argText(raw.argument),
+    fields: [],
+    questions: [],
+  };
+  if (Array.isArray(raw.fields)) {
+    req.fields = raw.fields
+      .filter((f) => f && typeof f.name === "string" && f.name)
+      .map((f) => ({
+        name: f.name,
+        type: typeof f.type === "string" ? f.type : "str",
+        description: typeof f.description === "string" ? f.description : "",
+      }));
+  }
+  if (Array.isArray(raw.questions)) {
+    req.questions = raw.questions
+      .filter((q) => q && typeof q.question === "string")
+      .map((q) => ({
+        question: q.question,
+        header: typeof q.header === "string" ? q.header : "",
+        multiSelect: q.multi_select === true,
+        options: (Array.isArray(q.options) ? q.options : [])
+          .filter((o) => o && typeof o.label === "string")
+          .map((o) => ({ label: o.label, description: typeof o.description === "string" ? o.description : "" })),
+      }));
+  }
+  return req;
+}
+
+function onPaused(run, event) {
+  const reqs = (Array.isArray(event.requirements) ? event.requirements : []).map(requirementOf).filter(Boolean);
+  if (!isTerminal(run.status)) run.status = "paused";
+  run.requirements = reqs;
+  for (const req of reqs) {
+    // The card of the paused call, if it was announced; otherwise a card of its own.
+    let i = req.callId != null ? findToolIndex(run, req.callId, null) : -1;
+    if (i < 0) {
+      run.parts.push({ kind: "tool", callId: req.callId, name: req.toolName, args: req.args, result: null, isError: false });
+      i = run.parts.length - 1;
+    }
+    run.parts[i] = { ...run.parts[i], request: { ...req, sending: false, draft: null, error: null } };
+  }
+}
+
+function onResumed(run, event) {
+  const decided = Array.isArray(event.decisions)
+    ? new Set(event.decisions.map((d) => d?.id).filter((id) => typeof id === "string"))
+    : null;
+  // A resume with no list of decisions settles everything that was open.
+  const ids = decided && decided.size ? decided : null;
+  clearRequests(run, ids);
+  if (!isTerminal(run.status)) run.status = run.requirements.length ? "paused" : "running";
+}
+
+// Drops the open requirements with the given ids (all of them for null), and their cards' forms.
+function clearRequests(run, ids) {
+  const gone = (id) => ids === null || ids.has(id);
+  if (run.requirements.length) run.requirements = run.requirements.filter((r) => !gone(r.id));
+  run.parts.forEach((p, i) => {
+    if (p.request && gone(p.request.id)) {
+      const { request: _, ...part } = p;
+      run.parts[i] = part;
+    }
+  });
+}
+
 function applyOne(run, event) {
   switch (event.type) {
     case "run_started":
@@ -85,21 +169,38 @@ function applyOne(run, event) {
     case "reasoning":
       appendText(run, "reasoning", event.text);
       break;
-    case "tool_call":
+    case "tool_call": {
+      // The continuation of a paused call announces it again: it stays on the same card.
+      const i = event.call_id != null ? findToolIndex(run, event.call_id, null) : -1;
+      if (i >= 0) {
+        const { request: _, ...part } = run.parts[i];
+        run.parts[i] = { ...part, name: String(event.tool_name ?? part.name), args: argText(event.argument) || part.args };
+        break;
+      }
       run.parts.push({
         kind: "tool",
         callId: event.call_id ?? null,
         name: String(event.tool_name ?? "tool"),
-        args: typeof event.argument === "string" ? event.argument : JSON.stringify(event.argument ?? {}),
+        args: argText(event.argument),
         result: null,
         isError: false,
       });
+      break;
+    }
+    case "run_paused":
+      onPaused(run, event);
+      break;
+    case "run_resumed":
+      onResumed(run, event);
       break;
     case "tool_result": {
       const i = findToolIndex(run, event.call_id ?? null, event.tool_name);
       const result = typeof event.output === "string" ? event.output : JSON.stringify(event.output);
       const isError = event.is_error === true;
-      if (i >= 0) run.parts[i] = { ...run.parts[i], result, isError };
+      if (i >= 0) {
+        const { request: _, ...part } = run.parts[i];
+        run.parts[i] = { ...part, result, isError };
+      }
       else {
         run.parts.push({
           kind: "tool",
@@ -114,9 +215,11 @@ function applyOne(run, event) {
     }
     case "done":
       run.status = isTerminal(event.status) ? event.status : "completed";
+      clearRequests(run, null);
       break;
     case "error":
       run.status = "failed";
+      clearRequests(run, null);
       run.error = typeof event.message === "string" ? event.message : "The run failed.";
       break;
     default:
@@ -200,8 +303,11 @@ function onHydrate(state, thread) {
     run = applyEvents(run, Array.isArray(sr.events) ? sr.events : []);
     // The server's word on a finished run wins: a run cut short by a server restart is
     // "interrupted" without necessarily having a terminal event of its own.
-    if (isTerminal(sr.status) && !isTerminal(run.status)) run = { ...run, status: sr.status };
-    else if (sr.status === "running" && run.status === "pending") run = { ...run, status: "running" };
+    if (isTerminal(sr.status) && !isTerminal(run.status)) {
+      run = applyEvents(run, []);
+      clearRequests(run, null);
+      run.status = sr.status;
+    } else if (sr.status === "running" && run.status === "pending") run = { ...run, status: "running" };
     runs.push(run);
   }
   // Local runs the snapshot does not know yet (sent a moment ago) keep their place at the end.
@@ -258,6 +364,10 @@ export function reduce(state, action) {
       });
       return { ...state, runs: [...state.runs, run] };
     }
+    case "draft":
+    case "sending":
+    case "decideFailed":
+      return onDecision(state, action);
     case "reset":
       // Another thread is shown: nothing of the previous one may leak into it.
       return initialState();
@@ -266,6 +376,52 @@ export function reduce(state, action) {
     default:
       return state;
   }
+}
+
+// The user's side of a decision, before the server's `run_resumed` settles it: `draft` holds a
+// requirement's decision until every open one of the run has one, `sending` while the frame is
+// on its way, `decideFailed` gives the cards their error back (with the forms usable again).
+function onDecision(state, action) {
+  const i = indexOfRun(state, action.runId);
+  if (i < 0) return state;
+  const run = state.runs[i];
+  const ids = new Set((action.decisions ?? action.ids ?? []).map((d) => (typeof d === "string" ? d : d?.id)));
+  const byId = new Map((action.decisions ?? []).map((d) => [d?.id, d]));
+  let changed = false;
+  const parts = run.parts.map((p) => {
+    if (!p.request || (ids.size && !ids.has(p.request.id))) return p;
+    let request;
+    if (action.type === "draft") {
+      if (!byId.has(p.request.id)) return p;
+      request = { ...p.request, draft: byId.get(p.request.id), error: null };
+    } else if (action.type === "sending") request = { ...p.request, sending: true, error: null };
+    else request = { ...p.request, sending: false, draft: null, error: action.message ?? "The decision failed." };
+    changed = true;
+    return { ...p, request };
+  });
+  if (!changed) return action.type === "decideFailed" ? { ...state, notice: action.message ?? null } : state;
+  return replaceRun(state, i, { ...run, parts });
+}
+
+// The open requirements of a paused run, with the user's drafts and send state.
+export function openRequests(run) {
+  if (!run || run.status !== "paused") return [];
+  const ids = new Set(run.requirements.map((r) => r.id));
+  return run.parts.filter((p) => p.request && ids.has(p.request.id)).map((p) => p.request);
+}
+
+// What the kernel sees as `ChatWidget.pending`: the open requirements of the paused run.
+export function toPending(state) {
+  const run = activeRun(state);
+  if (!run || run.status !== "paused") return [];
+  return run.requirements.map((r) => {
+    const out = { id: r.id, kind: r.kind, run_id: run.runId, call_id: r.callId, tool_name: r.toolName, args: parseArgs(r.args) };
+    if (r.kind === "user_input") out.fields = r.fields;
+    if (r.kind === "user_feedback") {
+      out.questions = r.questions.map((q) => ({ question: q.question, header: q.header, options: q.options, multi_select: q.multiSelect }));
+    }
+    return out;
+  });
 }
 
 // ---- selectors -------------------------------------------------------------------------------

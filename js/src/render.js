@@ -1,5 +1,6 @@
 // DOM for one view. Everything from the model or the server goes in through textContent,
 // except markdown, which goes through markdown.js (html:false + DOMPurify).
+import { buildDecision } from "./decision.js";
 import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
 import { activeRun, isTerminal } from "./reducer.js";
 import { relativeTime, shortId } from "./when.js";
@@ -152,7 +153,7 @@ export class ChatView {
     const m = this.model;
     this.title.textContent = m.get("title") || "";
     this.title.hidden = !m.get("title");
-    this.input.placeholder = m.get("placeholder") || "";
+    if (!this.input.disabled) this.input.placeholder = m.get("placeholder") || "";
     const height = m.get("height");
     this.root.style.height = typeof height === "number" ? `${height}px` : String(height || "");
     this.updateHeader();
@@ -296,6 +297,11 @@ export class ChatView {
     this.root.dataset.runStatus = current ? current.status : "idle";
     this.root.dataset.runId = current?.runId ?? "";
     this.root.dataset.runCount = String(state.runs.length);
+    const waiting = active?.status === "paused";
+    this.input.disabled = waiting;
+    this.input.placeholder = waiting
+      ? "The agent is waiting for your decision on the tool call above."
+      : this.model.get("placeholder") || "";
     this.stopButton.hidden = !active;
     this.stopButton.disabled = Boolean(active?.stopRequested);
     this.sendButton.hidden = Boolean(active);
@@ -362,14 +368,14 @@ export class ChatView {
         entry.parts[i] = slot;
       }
       if (slot.part !== part || slot.streaming !== streaming) {
-        this.updatePart(slot, part, streaming, done);
+        this.updatePart(slot, part, streaming, done, run);
         slot.part = part;
         slot.streaming = streaming;
       }
     });
     for (const s of entry.parts.splice(run.parts.length)) s.el.remove();
 
-    entry.typing.hidden = done || run.parts.some((p) => p.kind === "text");
+    entry.typing.hidden = done || run.status === "paused" || run.parts.some((p) => p.kind === "text");
     entry.footer.replaceChildren();
     if (run.status === "failed") {
       const err = h("div", "dk-error", { role: "alert", "data-testid": "dk-error" });
@@ -399,12 +405,12 @@ export class ChatView {
     return card;
   }
 
-  updatePart(slot, part, streaming, done) {
+  updatePart(slot, part, streaming, done, run) {
     if (part.kind === "text") this.updateText(slot, part.text, streaming);
     else if (part.kind === "reasoning") {
       slot.el.querySelector("summary").textContent = streaming ? "Thinking…" : "Thoughts";
       slot.el.querySelector(".dk-thinking-text").textContent = part.text;
-    } else this.updateTool(slot.el, part, done);
+    } else this.updateTool(slot, part, done, run);
   }
 
   // While streaming, the settled blocks are rendered once (appended to the head) and only the
@@ -443,24 +449,28 @@ export class ChatView {
     }
   }
 
-  updateTool(card, part, done) {
-    const state = part.result === null ? (done ? "incomplete" : "running") : part.isError ? "error" : "ok";
+  updateTool(slot, part, done, run) {
+    const card = slot.el;
+    const waiting = Boolean(part.request) && run.status === "paused";
+    const state = waiting ? "waiting" : part.result === null ? (done ? "incomplete" : "running") : part.isError ? "error" : "ok";
     card.dataset.status = state;
     card.dataset.toolName = part.name;
     if (part.callId) card.dataset.callId = part.callId;
     card.querySelector(".dk-tool-name").textContent = part.name;
     card.querySelector(".dk-tool-state").textContent =
-      { running: "running…", ok: "done", error: "error", incomplete: "no result" }[state];
+      { running: "running…", ok: "done", error: "error", incomplete: "no result", waiting: "waiting for you" }[state];
     const args = pretty(part.args);
     const argsEl = card.querySelector(".dk-tool-args");
     argsEl.querySelector("pre").textContent = args || "{}";
-    if (!argsEl.dataset.touched) {
+    if (waiting) argsEl.open = true; // what is being decided on is always in view
+    else if (!argsEl.dataset.touched) {
       argsEl.open = args.length < 400;
       argsEl.dataset.touched = "1";
     }
-    const slot = card.querySelector(".dk-tool-result-slot");
+    this.updateDecision(slot, waiting ? part.request : null, run.runId);
+    const resultSlot = card.querySelector(".dk-tool-result-slot");
     if (part.result === null) {
-      slot.replaceChildren();
+      resultSlot.replaceChildren();
       return;
     }
     const result = pretty(part.result);
@@ -469,12 +479,27 @@ export class ChatView {
     if (result.length > LONG_RESULT_CHARS || lines > LONG_RESULT_LINES) {
       const details = h("details", "dk-tool-result", { "data-testid": "dk-tool-result" });
       details.append(text("summary", "", `${part.isError ? "error" : "result"} (${lines} lines)`), pre);
-      slot.replaceChildren(details);
+      resultSlot.replaceChildren(details);
     } else {
       const box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
       box.append(text("div", "dk-tool-label", part.isError ? "error" : "result"), pre);
-      slot.replaceChildren(box);
+      resultSlot.replaceChildren(box);
     }
+  }
+
+  // The requirement's form, made once per requirement and kept while it is open.
+  updateDecision(slot, request, runId) {
+    if (slot.decision && slot.decision.id !== request?.id) {
+      slot.decision.form.el.remove();
+      slot.decision = null;
+    }
+    if (!request) return;
+    if (!slot.decision) {
+      const form = buildDecision(request, (decision) => this.controller.decide(runId, decision));
+      slot.el.append(form.el);
+      slot.decision = { id: request.id, form };
+    }
+    slot.decision.form.update(request);
   }
 
   dispose() {

@@ -107,6 +107,10 @@ class FakeServer {
       if (!this.runs.length) return json({ message: "no such thread" }, 404);
       return json(this.thread());
     }
+    if (url.includes("/continue")) {
+      this.posts.push({ url, headers: init.headers, body: JSON.parse(init.body) });
+      return this.continueReply ?? json({ status: "ok" });
+    }
     if (url.includes("/cancel")) {
       this.posts.push({ url, headers: init.headers });
       return json({ status: "ok" });
@@ -552,5 +556,143 @@ test("a start sent just before New chat stays with the thread it was sent to", a
   await tick();
   await tick();
   assert.deepEqual(controller.state.runs, []);
+  controller.dispose();
+});
+
+// ---- human in the loop -------------------------------------------------------------------------
+
+const CONFIRM = { id: "q1", kind: "confirmation", call_id: "c1", tool_name: "confirm_action", argument: '{"action":"x"}' };
+const INPUT = {
+  id: "q2",
+  kind: "user_input",
+  call_id: "c2",
+  tool_name: "collect_input",
+  argument: "{}",
+  fields: [{ name: "answer", type: "str", description: "" }],
+};
+
+function pausedRun(runId, ...requirements) {
+  return [
+    { type: "run_started", runId, threadId: "t1" },
+    { type: "run_paused", requirements },
+  ].map((e, eventId) => ({ ...e, runId, eventId }));
+}
+
+async function pausedController(...requirements) {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r1", message: "tool confirm_action {}", status: "paused", events: pausedRun("r1", ...requirements) });
+  const made = make(server);
+  await until(() => made.controller.state.runs[0]?.status === "paused" && server.frames.length === 1, "paused run followed");
+  assert.deepEqual(server.frames[0], { runId: "r1", lastEventId: 1 });
+  return { server, ...made };
+}
+
+test("a paused run: pending reaches the kernel, Approve sends the decisions frame, run_resumed settles it", async () => {
+  const { server, controller, model } = await pausedController(CONFIRM);
+  assert.equal(model.attrs.status, "paused");
+  assert.deepEqual(model.attrs.pending, [
+    { id: "q1", kind: "confirmation", run_id: "r1", call_id: "c1", tool_name: "confirm_action", args: { action: "x" } },
+  ]);
+  controller.decide("r1", { id: "q1", approve: true, note: "ok" });
+  assert.deepEqual(server.frames[1], { runId: "r1", decisions: [{ id: "q1", approve: true, note: "ok" }] });
+  assert.equal(controller.state.runs[0].parts[0].request.sending, true);
+  server.socket.push([
+    { type: "run_resumed", runId: "r1", eventId: 2, decisions: [{ id: "q1", approve: true, note: "ok" }] },
+    { type: "tool_result", runId: "r1", eventId: 3, call_id: "c1", tool_name: "confirm_action", output: "done: x" },
+    { type: "done", runId: "r1", eventId: 4, status: "completed" },
+  ]);
+  await until(() => controller.state.runs[0].status === "completed", "run end");
+  assert.deepEqual(model.attrs.pending, []);
+  assert.equal(controller.deciding, null);
+  assert.equal(server.posts.length, 0);
+  controller.dispose();
+});
+
+test("a refused decision (error frame) gives the card its error back and keeps the run paused", async () => {
+  const { server, controller } = await pausedController(CONFIRM);
+  controller.decide("r1", { id: "q1", approve: true });
+  server.socket.push({ type: "error", message: "requirement q1 is already resolved" });
+  await until(() => controller.state.runs[0].parts[0].request.error !== null, "error on the card");
+  const request = controller.state.runs[0].parts[0].request;
+  assert.deepEqual([request.sending, request.error], [false, "requirement q1 is already resolved"]);
+  assert.equal(controller.state.runs[0].status, "paused");
+  // Not mistaken for a refused resume: no re-read, no second resume frame.
+  assert.equal(server.frames.length, 2);
+  controller.dispose();
+});
+
+test("two requirements: decisions wait until both are given, then go out in one frame", async () => {
+  const { server, controller } = await pausedController(CONFIRM, INPUT);
+  controller.decide("r1", { id: "q1", approve: false, note: "no" });
+  assert.equal(server.frames.length, 1, "nothing sent while q2 is open");
+  assert.deepEqual(controller.state.runs[0].parts[0].request.draft, { id: "q1", approve: false, note: "no" });
+  controller.decide("r1", { id: "q2", values: { answer: "4" } });
+  assert.deepEqual(server.frames[1], {
+    runId: "r1",
+    decisions: [
+      { id: "q1", approve: false, note: "no" },
+      { id: "q2", values: { answer: "4" } },
+    ],
+  });
+  controller.dispose();
+});
+
+test("with the socket down the decision goes by POST runs/{id}/continue (XSRF), its error to the card", async () => {
+  const { server, controller } = await pausedController(CONFIRM);
+  server.continueReply = json({ message: "run r1 is not paused" }, 409);
+  controller.transport.close();
+  await controller.submitDecisions("r1", [{ id: "q1", approve: true }]);
+  assert.equal(server.posts.length, 1);
+  assert.equal(server.posts[0].url, "http://h/base/deltakit/runs/r1/continue");
+  assert.deepEqual(server.posts[0].body, { runId: "r1", decisions: [{ id: "q1", approve: true }] });
+  assert.equal(server.posts[0].headers["X-XSRFToken"], "2|abc");
+  assert.match(controller.state.runs[0].parts[0].request.error, /run r1 is not paused/);
+  controller.dispose();
+});
+
+test("the kernel's decide request (chat.approve()) goes out as the decisions frame, once", async () => {
+  const { server, controller, model } = await pausedController(CONFIRM);
+  const request = { id: "k1", op: "decide", run_id: "r1", decisions: [{ id: "q1", approve: true }] };
+  model.kernelSets("_requests", [request]);
+  assert.deepEqual(server.frames[1], { runId: "r1", decisions: [{ id: "q1", approve: true }] });
+  assert.deepEqual(model.attrs._handled, ["k1"]);
+  model.kernelSets("_requests", [request]);
+  assert.equal(server.frames.length, 2);
+  // A request for a run that no longer waits is refused with a notice, nothing sent.
+  model.kernelSets("_requests", [{ id: "k2", op: "decide", run_id: "r0", decisions: [{ id: "q1", approve: true }] }]);
+  assert.equal(controller.state.notice, "No tool call is waiting for a decision.");
+  assert.equal(server.frames.length, 2);
+  controller.dispose();
+});
+
+test("another view's decision (run_resumed without deciding here) resolves the card here too", async () => {
+  const { server, controller, model } = await pausedController(CONFIRM);
+  server.socket.push({ type: "run_resumed", runId: "r1", eventId: 2, decisions: [{ id: "q1", approve: true }] });
+  await until(() => controller.state.runs[0].status === "running", "resumed");
+  assert.deepEqual(model.attrs.pending, []);
+  assert.equal(controller.state.runs[0].parts[0].request, undefined);
+  controller.dispose();
+});
+
+test("Stop while paused cancels the run", async () => {
+  const { server, controller } = await pausedController(CONFIRM);
+  await controller.stop();
+  assert.equal(server.posts.length, 1);
+  assert.match(server.posts[0].url, /jobs\/r1\/cancel$/);
+  server.socket.push({ type: "done", runId: "r1", eventId: 2, status: "cancelled" });
+  await until(() => controller.state.runs[0].status === "cancelled", "cancelled");
+  controller.dispose();
+});
+
+test("a kernel decision that arrives before the thread is read waits for it instead of failing", async () => {
+  const server = new FakeServer();
+  server.runs.push({ run_id: "r1", message: "m", status: "paused", events: pausedRun("r1", CONFIRM) });
+  const model = fakeModel({ _requests: [{ id: "k1", op: "decide", run_id: "r1", decisions: [{ id: "q1", approve: true }] }] });
+  const { controller } = make(server, model);
+  // Over the socket, or by POST when it is not open yet.
+  const sent = () => server.frames.find((f) => f.decisions) ?? server.posts.find((p) => p.url.endsWith("/continue"))?.body;
+  await until(() => sent(), "decisions sent");
+  assert.deepEqual(sent(), { runId: "r1", decisions: [{ id: "q1", approve: true }] });
+  assert.equal(controller.state.notice, null);
   controller.dispose();
 });
