@@ -129,9 +129,9 @@ class AgentCatalog:
     @property
     def history_db(self) -> Any:
         if self._history_db is None and self.history_db_path:
-            from agno.db.sqlite import SqliteDb
+            from .history import open_history_db
 
-            self._history_db = SqliteDb(db_file=self.history_db_path)
+            self._history_db = open_history_db(self.history_db_path)
         return self._history_db
 
     def delete_history(self, thread_id: str) -> None:
