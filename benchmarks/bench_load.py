@@ -30,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,11 @@ async def soak(
 
     mark()
     await asyncio.gather(*(worker() for _ in range(sockets)))
+    try:  # with persist off the first run is long gone (max_runs_in_memory)
+        await asyncio.to_thread(server.get, f"/deltakit/runs/{first_run}")
+        print("  the first run: still served")
+    except urllib.error.HTTPError as exc:
+        print(f"  the first run: {exc.code}")
     return points
 
 
