@@ -11,6 +11,14 @@ peak RSS.
 
 --delay 0 uses the offline model's `bench N` (as fast as agno goes); a positive delay uses
 `count N delay S`, a model that paces its chunks like a real one.
+
+    .venv/bin/python benchmarks/bench_load.py --soak 100000 [--persist both] [--threads 400]
+                                              [--sockets 8] [--message "echo hi there"]
+
+Soak: SOAK short runs, one after another on each of SOCKETS sockets, spread round-robin over
+THREADS threads, against a fresh server (with persist on, off, or one after the other). Prints
+the server's RSS every SOAK/10 runs: after warm-up it must stay flat, whatever the number of
+runs. The limit of start frames per socket and minute is lifted for it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -120,13 +129,92 @@ async def load(server: JupyterProcess, runs: int, readers: int, message: str) ->
     }
 
 
+async def soak(
+    server: JupyterProcess, total: int, threads: int, sockets: int, message: str
+) -> list[tuple[int, float, float]]:
+    """Run `total` runs over `sockets` sockets; (runs done, seconds, RSS MiB) every total/10."""
+    pid = server.proc.pid  # type: ignore[union-attr]
+    step = max(1, total // 10)
+    points: list[tuple[int, float, float]] = []
+    started = done = 0
+    t0 = time.perf_counter()
+    first_run = ""
+
+    def mark() -> None:
+        rss = proc_status(pid)["VmRSS"] / 1024
+        points.append((done, time.perf_counter() - t0, rss))
+        print(f"  {done:>9,} runs  {points[-1][1]:>8.0f} s  RSS {rss:8.1f} MiB", flush=True)
+
+    async def worker() -> None:
+        nonlocal started, done, first_run
+        ws = await connect(server)
+        while started < total:
+            thread = f"soak-{started % threads}"
+            started += 1
+            await ws.write_message(json.dumps({"message": message, "threadId": thread}))
+            events: list[Event] = []
+            while not events or events[-1]["type"] not in ("done", "error"):
+                raw = await asyncio.wait_for(ws.read_message(), TIMEOUT)
+                if raw is None:
+                    raise RuntimeError("socket closed")
+                data = json.loads(raw)
+                events.extend(data if isinstance(data, list) else [data])
+            if events[-1]["type"] != "done" or "runId" not in events[-1]:
+                raise RuntimeError(f"run failed: {events[-1]}")
+            first_run = first_run or events[0]["runId"]
+            done += 1
+            if done % step == 0:
+                mark()
+        ws.close()
+
+    mark()
+    await asyncio.gather(*(worker() for _ in range(sockets)))
+    try:  # with persist off the first run is long gone (max_runs_in_memory)
+        await asyncio.to_thread(server.get, f"/deltakit/runs/{first_run}")
+        print("  the first run: still served")
+    except urllib.error.HTTPError as exc:
+        print(f"  the first run: {exc.code}")
+    return points
+
+
+def soak_main(args: argparse.Namespace) -> None:
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.persist]
+    for persist in modes:
+        flags = [
+            f"--DeltakitApp.persist={persist}",
+            "--DeltakitApp.max_subscriptions_per_minute=0",
+        ]
+        print(
+            f"soak: {args.soak:,} runs of {args.message!r}, {args.threads} threads, "
+            f"{args.sockets} sockets, persist {'on' if persist else 'off'}",
+            flush=True,
+        )
+        with JupyterProcess(None, *flags) as server:
+            points = asyncio.run(soak(server, args.soak, args.threads, args.sockets, args.message))
+        after = [rss for runs, _, rss in points if runs >= args.soak // 10]
+        wall = points[-1][1]
+        print(
+            f"  after the first tenth: RSS {min(after):.1f} to {max(after):.1f} MiB "
+            f"(spread {max(after) - min(after):.1f} MiB); {args.soak / wall:.0f} runs/s",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--readers", type=int, default=3, help="sockets per run, starter included")
     parser.add_argument("--chunks", type=int, default=1000, help="text chunks per run")
     parser.add_argument("--delay", type=float, default=0.002, help="seconds between chunks")
+    parser.add_argument("--soak", type=int, default=0, help="short runs of a soak (see above)")
+    parser.add_argument("--persist", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--threads", type=int, default=400, help="threads of a soak")
+    parser.add_argument("--sockets", type=int, default=8, help="sockets of a soak")
+    parser.add_argument("--message", default="echo hi there", help="a soak's message")
     args = parser.parse_args()
+    if args.soak:
+        soak_main(args)
+        return
     message = f"count {args.chunks} delay {args.delay}" if args.delay else f"bench {args.chunks}"
 
     with JupyterProcess() as server:

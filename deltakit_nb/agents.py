@@ -170,9 +170,9 @@ class AgentCatalog:
         if self._history_db is None and self.history_db_path:
             with self._first_use:
                 if self._history_db is None:
-                    from agno.db.sqlite import SqliteDb
+                    from .history import open_history_db
 
-                    self._history_db = SqliteDb(db_file=self.history_db_path)
+                    self._history_db = open_history_db(self.history_db_path)
         return self._history_db
 
     def warm_up(self) -> None:

@@ -13,7 +13,7 @@ from traitlets import Bool, Dict, Float, Int, Unicode, default
 from .activity import ActivityReporter
 from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
 from .private import private_store
-from .runs import Retention, RunRegistry
+from .runs import MAX_RUNS_IN_MEMORY, Retention, RunRegistry
 from .store import open_store
 from .threads import CellBindings
 from .warmup import start_warm_up
@@ -74,6 +74,12 @@ class DeltakitApp(ExtensionApp):
         help="agno's SqliteDb file for thread history (default: data_dir/history.sqlite)."
     ).tag(config=True)
     runs_per_thread = Int(200, help="Finished runs kept per thread (0: all).").tag(config=True)
+    max_runs_in_memory = Int(
+        MAX_RUNS_IN_MEMORY,
+        help="With persist off, finished runs kept in memory in all (the oldest go first and "
+        "are gone for good; 0: no limit). With persist on, the store keeps them and memory "
+        "holds the newest 64.",
+    ).tag(config=True)
     max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
         config=True
     )
@@ -155,6 +161,7 @@ class DeltakitApp(ExtensionApp):
                 cancel_grace=self.cancel_grace_seconds,
                 store=store,
                 retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
+                max_runs_in_memory=self.max_runs_in_memory,
             )
             self.cells = CellBindings(store)
         except BaseException:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ YIELD_AFTER = 0.010
 AGE_PRUNE_EVERY = 3600.0  # seconds between age-retention passes while the server runs
 # Finished runs kept in memory for fast replay when a store holds them all anyway.
 MEMORY_RUNS = 64
+# Finished runs kept in memory without a store (DeltakitApp.max_runs_in_memory).
+MAX_RUNS_IN_MEMORY = 1000
 
 
 async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventLog) -> None:
@@ -156,13 +159,24 @@ class RunRegistry:
         cancel_grace: float = 2.0,
         store: EventStore | None = None,
         retention: Retention | None = None,
+        max_runs_in_memory: int = MAX_RUNS_IN_MEMORY,
     ):
         self.build_agent = build_agent
         self.max_concurrent_runs = max_concurrent_runs
         self.cancel_grace = cancel_grace
         self.store = store
         self.retention = retention or Retention()
+        # Finished runs held in memory beyond this many go, oldest first: with a store they
+        # are read back from it on demand; without one they are gone.
+        self.max_finished = MEMORY_RUNS if store is not None else max_runs_in_memory
+        # Every run in memory, indexed three ways so that nothing done per run (start, end,
+        # look-up) walks all of them: by id; per thread, in start order; and the finished
+        # ones in the order they finished (the oldest is dropped first). `_live` holds the
+        # runs in progress.
         self._runs: dict[str, Run] = {}
+        self._threads: dict[str, dict[str, Run]] = {}
+        self._done_runs: OrderedDict[str, Run] = OrderedDict()
+        self._live: dict[str, Run] = {}
         self._stopping = False
         # Called with each run that starts in a thread (sockets that follow it); once per run,
         # never per event.
@@ -189,12 +203,18 @@ class RunRegistry:
         for run_id in store.paused_run_ids():
             stored = store.load_run(run_id)
             if stored is not None:
-                self._runs[run_id] = Run.from_store(stored)
-        if self._runs:
-            log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._runs))
+                self._hold(Run.from_store(stored))
+        if self._live:
+            log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._live))
+
+    def _hold(self, run: Run) -> None:
+        """Index a run in progress (running or paused) in memory."""
+        self._runs[run.id] = run
+        self._threads.setdefault(run.thread_id, {})[run.id] = run
+        self._live[run.id] = run
 
     def _check_capacity(self) -> None:
-        active = sum(1 for r in self._runs.values() if r.status.working)
+        active = sum(1 for r in self._live.values() if r.status.working)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
                 f"too many runs in progress: {active} (limit max_concurrent_runs="
@@ -209,7 +229,7 @@ class RunRegistry:
             agent=agent,
             message=message,
         )
-        self._runs[run.id] = run
+        self._hold(run)
         if self.store is not None:
             self.store.save_run(run.summary())
             self.store.follow(run.id, run.log)
@@ -232,8 +252,10 @@ class RunRegistry:
         return run
 
     def runs(self, thread_id: str | None = None) -> list[Run]:
-        runs = [r for r in self._runs.values() if thread_id is None or r.thread_id == thread_id]
-        return sorted(runs, key=lambda r: r.created_at)
+        """The runs in memory (of one thread, when given), oldest first."""
+        if thread_id is not None:
+            return list(self._threads.get(thread_id, {}).values())
+        return sorted(self._runs.values(), key=lambda r: r.created_at)
 
     async def thread(self, thread_id: str) -> list[Run]:
         """Every run of a thread, oldest first: the store's and this process's."""
@@ -251,15 +273,16 @@ class RunRegistry:
         for run in runs:
             if not run.done:
                 await self.cancel(run.id)
-            self._runs.pop(run.id, None)
+            self._drop(run.id)
         if self.store is not None:
             self.store.delete_thread(thread_id)
             await asyncio.to_thread(self.store.flush)
         return len(runs)
 
     def active_run(self, thread_id: str | None = None) -> Run | None:
-        active = [r for r in self.runs(thread_id) if not r.done]
-        return active[-1] if active else None
+        """The newest run in progress (of one thread, when given)."""
+        runs = self._live if thread_id is None else self._threads.get(thread_id, {})
+        return next((r for r in reversed(runs.values()) if not r.done), None)
 
     def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
         """Continue a paused run with the user's decisions (protocol.parse_decisions shaped
@@ -321,7 +344,7 @@ class RunRegistry:
     async def shutdown(self) -> None:
         """Stop every live run (each ends as interrupted) and close the store."""
         self._stopping = True
-        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
+        tasks = [r.task for r in self._live.values() if r.task is not None and not r.task.done()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -404,6 +427,8 @@ class RunRegistry:
         run.status = status
         run.finished_at = time.time()
         run.log.close()
+        if self._live.pop(run.id, None) is not None:  # not if delete_thread dropped it
+            self._done_runs[run.id] = run
         max_age = self.retention.max_age_seconds
         age_due = max_age > 0 and time.monotonic() - self._age_pruned_at >= self.age_prune_every
         if age_due:
@@ -417,25 +442,34 @@ class RunRegistry:
         self._forget_old(run.thread_id, max_age if age_due else 0)
 
     def _forget_old(self, thread_id: str, max_age: float = 0) -> None:
-        """Apply retention to the runs held in memory (older than `max_age` seconds, when
-        given, in every thread); with a store, also drop the oldest finished runs beyond
-        MEMORY_RUNS (the store serves them when asked)."""
-        if max_age > 0:
+        """Apply retention to the runs held in memory: the thread's finished runs beyond
+        `runs_per_thread`, the oldest finished runs beyond `max_finished` in all (with a store,
+        it serves them when asked) and, when `max_age` is given, those older than `max_age`
+        seconds in every thread. Without `max_age` this costs O(runs of the thread), not
+        O(runs held)."""
+        if max_age > 0:  # at most every `age_prune_every` seconds
             cutoff = time.time() - max_age
-            for old in [
-                r
-                for r in self._runs.values()
-                if (r.done or r.status is RunStatus.PAUSED) and r.created_at < cutoff
-            ]:
-                del self._runs[old.id]
+            paused = [r for r in self._live.values() if r.status is RunStatus.PAUSED]
+            for old in [r for r in [*self._done_runs.values(), *paused] if r.created_at < cutoff]:
+                self._drop(old.id)
         keep = self.retention.runs_per_thread
-        if keep:
-            finished = [r for r in self.runs(thread_id) if r.done]
-            for run in finished[: max(0, len(self.runs(thread_id)) - keep)]:
-                del self._runs[run.id]
-        if self.store is not None:
-            finished = [r for r in self._runs.values() if r.done]
-            if len(finished) > MEMORY_RUNS:
-                finished.sort(key=lambda r: r.finished_at or 0)
-                for run in finished[: len(finished) - MEMORY_RUNS]:
-                    del self._runs[run.id]
+        thread = self._threads.get(thread_id, {})
+        if keep and len(thread) > keep:
+            finished = [r.id for r in thread.values() if r.done]
+            for run_id in finished[: len(thread) - keep]:
+                self._drop(run_id)
+        while self.max_finished and len(self._done_runs) > self.max_finished:
+            self._drop(next(iter(self._done_runs)))
+
+    def _drop(self, run_id: str) -> None:
+        """Forget a run held in memory (the store keeps its copy, if any)."""
+        run = self._runs.pop(run_id, None)
+        if run is None:
+            return
+        self._done_runs.pop(run_id, None)
+        self._live.pop(run_id, None)
+        thread = self._threads.get(run.thread_id)
+        if thread is not None:
+            thread.pop(run_id, None)
+            if not thread:
+                del self._threads[run.thread_id]
