@@ -10,6 +10,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
+from .kernel_runs import KernelHosts
 from .private import private_store
 from .runs import Retention, RunRegistry
 from .store import open_store
@@ -98,6 +99,7 @@ class DeltakitApp(ExtensionApp):
     registry: RunRegistry
     catalog: AgentCatalog
     cells: CellBindings
+    kernel_hosts: KernelHosts
     load_error = ""  # why set-up failed; the endpoints then answer 503 with it
 
     def initialize_settings(self) -> None:
@@ -148,6 +150,7 @@ class DeltakitApp(ExtensionApp):
                 retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
             )
             self.cells = CellBindings(store)
+            self.kernel_hosts = KernelHosts()
         except BaseException:
             if store is not None:
                 store.close()
@@ -160,9 +163,10 @@ class DeltakitApp(ExtensionApp):
             self.handlers.extend(failed_handlers(failure_message(self.load_error)))
             return
         from .handlers import default_handlers
+        from .kernel_runs import default_handlers as kernel_handlers
         from .thread_handlers import default_handlers as thread_handlers
 
-        self.handlers.extend(default_handlers + thread_handlers)
+        self.handlers.extend(default_handlers + thread_handlers + kernel_handlers)
 
     async def stop_extension(self) -> None:
         # Must not raise whatever failed before: an exception here stops Jupyter's shutdown

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,11 @@ class RunLimitError(RuntimeError):
     pass
 
 
+# Runs a run somewhere else than in this process (a kernel): publishes into `run.log` and
+# returns the outcome (status, error message).
+Runner = Callable[["Run"], Awaitable[tuple[RunStatus, str]]]
+
+
 @dataclass
 class Run:
     id: str
@@ -86,6 +91,8 @@ class Run:
     finished_at: float | None = None
     log: EventLog = field(init=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # How to stop a run that a Runner executes (instead of agno's acancel_run here).
+    stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -162,7 +169,9 @@ class RunRegistry:
                 )
             store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
 
-    def start(self, message: str, thread_id: str | None, agent: str) -> Run:
+    def start(
+        self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
+    ) -> Run:
         active = sum(1 for r in self._runs.values() if not r.done)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
@@ -180,7 +189,7 @@ class RunRegistry:
             self.store.save_run(run.summary())
             self.store.follow(run.id, run.log)
         run.log.append(protocol.run_started(run.id, run.thread_id, agent))
-        run.task = asyncio.create_task(self._execute(run), name=f"deltakit-run-{run.id}")
+        run.task = asyncio.create_task(self._execute(run, runner), name=f"deltakit-run-{run.id}")
         for listener in list(self.thread_listeners.get(run.thread_id, ())):
             listener(run)
         return run
@@ -232,10 +241,13 @@ class RunRegistry:
         run = self._runs.get(run_id)
         if run is None or run.done or run.task is None:
             return False
-        from agno.agent import Agent
+        if run.stop is not None:
+            await run.stop()
+        else:
+            from agno.agent import Agent
 
-        with contextlib.suppress(Exception):
-            await Agent.acancel_run(run.id)
+            with contextlib.suppress(Exception):
+                await Agent.acancel_run(run.id)
         _, pending = await asyncio.wait({run.task}, timeout=self.cancel_grace)
         if pending:
             run.task.cancel()
@@ -253,26 +265,36 @@ class RunRegistry:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, run: Run, runner: Runner | None = None) -> None:
         adapter = AgnoAdapter()
         run.status = RunStatus.RUNNING
         try:
-            agent = await asyncio.to_thread(self.build_agent, run.agent)
-            stream = agent.arun(
-                run.message,
-                stream=True,
-                stream_events=True,
-                run_id=run.id,
-                session_id=run.thread_id,
-            )
-            await relay(stream, adapter, run.log)
-            terminal = adapter.finish(RunStatus.COMPLETED)
+            if runner is not None:
+                outcome, message = await runner(run)
+                terminal = adapter.finish(outcome, message)
+            else:
+                terminal = await self._run_agent(run, adapter)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
             terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        self._end(run, adapter, terminal)
+
+    async def _run_agent(self, run: Run, adapter: AgnoAdapter) -> list[protocol.Event]:
+        agent = await asyncio.to_thread(self.build_agent, run.agent)
+        stream = agent.arun(
+            run.message,
+            stream=True,
+            stream_events=True,
+            run_id=run.id,
+            session_id=run.thread_id,
+        )
+        await relay(stream, adapter, run.log)
+        return adapter.finish(RunStatus.COMPLETED)
+
+    def _end(self, run: Run, adapter: AgnoAdapter, terminal: list[protocol.Event]) -> None:
         for out in terminal:
             run.log.append(out)
         run.status = adapter.status or RunStatus.COMPLETED
