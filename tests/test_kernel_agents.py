@@ -54,6 +54,15 @@ chat_factory = ChatWidget(agent=make_agent)
 print(json.dumps([chat.agent, chat_factory.agent, repr(chat)]))
 """
 
+MAGIC_CELL = """
+import deltakit_nb
+tooled = Agent(name="tooled", model=OfflineModel(), tools=deltakit_nb.notebook_tools(),
+               telemetry=False)
+get_ipython().run_line_magic("load_ext", "deltakit_nb")
+get_ipython().run_line_magic("chat", "--agent-var tooled --name via_magic")
+print(via_magic.agent)
+"""
+
 
 class BasedJupyter(JupyterProcess):
     @property
@@ -147,6 +156,26 @@ async def test_a_cell_agent_reads_and_changes_kernel_variables(lab: Lab) -> None
         # what the socket showed is the server's log, event for event
         assert server_log(lab, events[0]["runId"]) == events
     assert execute(lab.kc, "print(counter['calls'])").strip() == "2"
+
+
+async def test_chat_magic_with_an_agent_variable_and_the_notebook_tools(lab: Lab) -> None:
+    agent = execute(lab.kc, MAGIC_CELL, "cell-2").strip()
+    assert agent.startswith("kernel:") and agent.endswith("-tooled")
+    ws, events = await start(lab, 'tool describe_dataframe {"name": "sales"}', agent)
+    events += await recv_until_terminal(ws)
+    ws.close()
+    result = next(e for e in events if e["type"] == "tool_result")
+    assert json.loads(result["output"])["describe"] == {
+        "units": {"count": 2, "mean": 21.0, "min": 12, "max": 30}
+    }
+    assert events[-1]["status"] == "completed"
+    # run_python waits for the user's approval, which kernel runs cannot take yet: the run
+    # ends with an error that says so, and the code never ran
+    ws, events = await start(lab, 'tool run_python {"code": "sales = None"}', agent)
+    events += await recv_until_terminal(ws)
+    ws.close()
+    assert events[-1]["type"] == "error" and "approval" in events[-1]["message"]
+    assert execute(lab.kc, "print(sales is not None)").strip() == "True"
 
 
 async def test_the_token_never_reaches_the_notebook(lab: Lab) -> None:
