@@ -9,6 +9,7 @@ executing: a tool reads the namespace as it is at that moment.
 from __future__ import annotations
 
 import ast
+import inspect
 import io
 import json
 import sys
@@ -52,7 +53,7 @@ def variables(namespace: dict[str, Any]) -> list[dict[str, str]]:
     for name, value in list(namespace.items()):
         if name.startswith("_") or name in _HIDDEN:
             continue
-        if type(value).__name__ in ("module", "function", "type", "builtin_function_or_method"):
+        if isinstance(value, type) or inspect.ismodule(value) or inspect.isroutine(value):
             continue
         out.append({"name": name, "type": type(value).__name__, "size": _size(value)})
     return out
