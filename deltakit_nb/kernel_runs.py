@@ -159,9 +159,14 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
         if not isinstance(events, list):
             raise FrameError("events must be a list")
         checked = [_check_event(e) for e in events]
-        append = kernel_run.run.log.append
+        log = kernel_run.run.log
+        texts = log.texts  # plain text deltas take the log's batch path (see EventLog)
         for event in checked:
-            append(event)
+            if event["type"] == "text_delta" and len(event) == 2 and type(event["delta"]) is str:
+                texts.append(event["delta"])
+            else:
+                log.append(event)
+        log.flush()
 
     def _send(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(websocket.WebSocketClosedError):
@@ -178,7 +183,9 @@ def _check_event(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("type") not in PUBLISHABLE:
         kind = event.get("type") if isinstance(event, dict) else type(event).__name__
         raise FrameError(f"a kernel may not publish {kind!r} events")
-    return {k: v for k, v in event.items() if k not in ("eventId", "runId")}
+    if "eventId" in event or "runId" in event:  # the server gives those
+        return {k: v for k, v in event.items() if k not in ("eventId", "runId")}
+    return event
 
 
 default_handlers = [(rf"/{KERNEL_PATH}", KernelSocket)]
