@@ -29,6 +29,16 @@ def _text(value: Any) -> str:
         return str(value)
 
 
+def _requirements(event: Any) -> list[Any]:
+    """A RunPaused event's requirements (agno builds them from its tools when it has none)."""
+    requirements = list(getattr(event, "requirements", None) or [])
+    if requirements:  # a second pause of a run lists the first one's, resolved, too
+        return [r for r in requirements if not r.is_resolved()]
+    from agno.run.requirement import RunRequirement
+
+    return [RunRequirement(tool_execution=t) for t in getattr(event, "tools", None) or []]
+
+
 class AgnoAdapter:
     """Feed it agno events in order; it returns the protocol events each one becomes.
 
@@ -38,6 +48,11 @@ class AgnoAdapter:
 
     def __init__(self) -> None:
         self.status: RunStatus | None = None
+        # Set by a RunPaused event: the run waits for decisions on these (protocol form).
+        self.paused: list[dict[str, Any]] | None = None
+        # agno's RunOutput, which the stream yields last (yield_run_output=True): a paused run
+        # continues from it when its agent has no db to load it from.
+        self.output: Any = None
 
     def translate(self, event: Any) -> list[Event]:
         if self.status is not None:
@@ -72,6 +87,14 @@ class AgnoAdapter:
                     bool(tool.tool_call_error),
                 )
             ]
+        if kind == "RunPaused":
+            from .hitl import requirement_json
+
+            self.paused = [requirement_json(r) for r in _requirements(event)]
+            return [protocol.run_paused(self.paused)]
+        if kind is None and type(event).__name__ == "RunOutput":
+            self.output = event
+            return []
         if kind == "RunCompleted":
             return self._finish(RunStatus.COMPLETED)
         if kind == "RunCancelled":

@@ -19,8 +19,8 @@ from tornado.iostream import StreamClosedError
 from . import messages, protocol
 from .agents import AgentError
 from .kernel_wire import AGENT_PREFIX
-from .protocol import FollowFrame, FrameError, ResumeFrame, StartFrame
-from .runs import Run, RunLimitError
+from .protocol import DecisionFrame, FollowFrame, FrameError, ResumeFrame, StartFrame
+from .runs import DecisionError, Run, RunLimitError
 
 if TYPE_CHECKING:
     from .app import DeltakitApp
@@ -78,6 +78,15 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
             return
         if isinstance(frame, FollowFrame):  # not a subscription: it streams nothing by itself
             self._follow_thread(frame.thread_id)
+            return
+        if isinstance(frame, DecisionFrame):  # the run's followers see what it does
+            run = await self.deltakit.registry.find(frame.run_id)
+            try:
+                if run is None:
+                    raise DecisionError(f"Run not found: {frame.run_id}", 404)
+                self.deltakit.registry.decide(run, frame.decisions)
+            except DecisionError as exc:
+                self._send_error(str(exc))
             return
         if not self._take_subscription():
             return
@@ -217,6 +226,46 @@ class CancelHandler(DeltakitAPIHandler):
         self.write_json({"status": "ok"})
 
 
+class ContinueHandler(DeltakitAPIHandler):
+    """A paused run's decisions over HTTP: the body of a decision frame."""
+
+    @web.authenticated
+    @authorized("execute", resource=AUTH_RESOURCE)
+    async def post(self, run_id: str) -> None:
+        run = await self.deltakit.registry.find(run_id)
+        if run is None:
+            self.write_json({"message": f"Run not found: {run_id}"}, 404)
+            return
+        limit = self.deltakit.max_frame_bytes
+        if len(self.request.body) > limit:
+            message = (
+                f"body too large: {len(self.request.body)} bytes (limit max_frame_bytes={limit})"
+            )
+            self.write_json({"message": message}, 413)
+            return
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, RecursionError):
+            self.write_json({"message": "the body is not valid JSON"}, 400)
+            return
+        if not isinstance(body, dict):
+            self.write_json({"message": "the body must be a JSON object"}, 400)
+            return
+        if body.get("runId", run_id) != run_id:
+            self.write_json({"message": "'runId' in the body names another run"}, 400)
+            return
+        try:
+            decisions = protocol.parse_decisions(body.get("decisions"))
+            self.deltakit.registry.decide(run, decisions)
+        except DecisionError as exc:
+            self.write_json({"message": str(exc)}, exc.status)
+            return
+        except FrameError as exc:
+            self.write_json({"message": str(exc)}, 400)
+            return
+        self.write_json({"status": "ok"})
+
+
 class RunHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)
@@ -273,6 +322,7 @@ default_handlers = [
     (r"/deltakit/active-run", ActiveRunHandler),
     (rf"/deltakit/jobs/{_ID}/cancel", CancelHandler),
     (rf"/deltakit/runs/{_ID}", RunHandler),
+    (rf"/deltakit/runs/{_ID}/continue", ContinueHandler),
     (rf"/deltakit/threads/{_ID}", ThreadHandler),
     (rf"/deltakit/threads/{_ID}/messages", ThreadMessagesHandler),
     (r"/deltakit/agents", AgentsHandler),

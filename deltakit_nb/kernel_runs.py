@@ -22,13 +22,14 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
+from . import hitl
 from .agents import AgentError
 from .kernel_wire import END_STATUSES, KERNEL_PATH, PUBLISHABLE, split_agent_name
 from .protocol import FrameError, RunStatus, check_id
 
 if TYPE_CHECKING:
     from .handlers import DeltakitMixin as _Mixin
-    from .runs import Run, RunRegistry
+    from .runs import Continuation, Run, RunRegistry
 else:
     from .handlers import DeltakitMixin as _Mixin
 
@@ -100,10 +101,17 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
     def start_run(
         self, registry: RunRegistry, message: str, thread_id: str | None, agent: str, key: str
     ) -> Run:
-        async def runner(run: Run) -> tuple[RunStatus, str]:
-            frame = {"op": "start", "runId": run.id, "threadId": run.thread_id}
-            self._send({**frame, "agent": key, "message": run.message})
-            return await self.runs[run.id].outcome
+        async def runner(run: Run, continuation: Continuation | None) -> tuple[RunStatus, str]:
+            kernel_run = self.runs[run.id]
+            if continuation is None:
+                frame = {"op": "start", "runId": run.id, "threadId": run.thread_id}
+                self._send({**frame, "agent": key, "message": run.message})
+            else:
+                if self.ws_connection is None:  # gone while the run was paused
+                    return RunStatus.INTERRUPTED, ""
+                kernel_run.outcome = asyncio.get_running_loop().create_future()
+                self._send({"op": "continue", "runId": run.id, "decisions": continuation[1]})
+            return await kernel_run.outcome
 
         run = registry.start(message, thread_id, agent, runner)
         kernel_run = self.runs[run.id] = KernelRun(run)
@@ -153,9 +161,17 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
             status, message = frame.get("status"), frame.get("message") or ""
             if status not in END_STATUSES or not isinstance(message, str):
                 raise FrameError("end needs a status (completed, cancelled, failed) and a message")
+            self._append(kernel_run, frame.get("events", []))
+            if status == "paused":
+                run = kernel_run.run
+                run.requirements = hitl.requirements_of(run.log.since(len(run.log) - 2))
+                if not run.requirements:
+                    raise FrameError("a run pauses right after its run_paused event")
             kernel_run.end(RunStatus(status), message)
             return
-        events = frame.get("events")
+        self._append(kernel_run, frame.get("events"))
+
+    def _append(self, kernel_run: KernelRun, events: Any) -> None:
         if not isinstance(events, list):
             raise FrameError("events must be a list")
         checked = [_check_event(e) for e in events]
@@ -175,8 +191,12 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
     def on_close(self) -> None:
         if self.host is not None and self.hosts.sockets.get(self.host) is self:
             del self.hosts.sockets[self.host]
+        registry = self.deltakit.registry
         for kernel_run in getattr(self, "runs", {}).values():
-            kernel_run.end(RunStatus.INTERRUPTED)
+            if kernel_run.run.status is RunStatus.PAUSED:
+                registry.end_paused(kernel_run.run, RunStatus.INTERRUPTED)
+            else:
+                kernel_run.end(RunStatus.INTERRUPTED)
 
 
 def _check_event(event: Any) -> dict[str, Any]:

@@ -7,12 +7,17 @@ with an ``op``:
 kernel → server
   ``{"op": "hello", "host": HOST}``                       first frame; HOST names this kernel
   ``{"op": "events", "runId": ID, "events": [EVENT…]}``   protocol events of a run (no ids)
-  ``{"op": "end", "runId": ID, "status": S, "message": M}`` the run's outcome (S: completed,
-                                                           cancelled or failed)
+  ``{"op": "end", "runId", "status": S, "message", "events"}`` its last events, then the run's
+                                                           outcome (S: completed,
+                                                           cancelled, failed, or paused
+                                                           after a run_paused event)
 server → kernel
   ``{"op": "ready"}``                                     answer to hello
   ``{"op": "start", "runId", "threadId", "agent", "message"}``  run agent KEY of this kernel
   ``{"op": "cancel", "runId": ID}``                       stop that run
+  ``{"op": "continue", "runId", "decisions": [...]}``     continue a paused run with the
+                                                           user's decisions (checked by the
+                                                           server, see deltakit_nb.hitl)
   ``{"op": "error", "message": M}``                       a frame was refused
 
 Shared by both processes (the server imports it, and so does the kernel); nothing else here.
@@ -24,8 +29,8 @@ KERNEL_PATH = "deltakit/kernel"
 # A widget's agent name for an agent hosted by a kernel: "kernel:HOST/KEY".
 AGENT_PREFIX = "kernel:"
 # Event types a kernel may publish; run_started and the terminal event are the server's.
-PUBLISHABLE = frozenset({"text_delta", "reasoning", "tool_call", "tool_result"})
-END_STATUSES = frozenset({"completed", "cancelled", "failed"})
+PUBLISHABLE = frozenset({"text_delta", "reasoning", "tool_call", "tool_result", "run_paused"})
+END_STATUSES = frozenset({"completed", "cancelled", "failed", "paused"})
 
 
 def agent_name(host: str, key: str) -> str:

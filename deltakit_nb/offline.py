@@ -7,6 +7,9 @@ what it does:
   count N [delay S]       "1 2 … N", one number a chunk, S seconds between chunks
   echo TEXT               TEXT back verbatim, in 6-character chunks
   tool NAME {json}        call tool NAME with those arguments, then report its result
+  tool A {…} then tool B {…}   call A, then B, then report
+                          (confirm_action, collect_input and run_elsewhere pause the run
+                          for the user's approval, answer or result)
   fail                    the model raises (the run fails)
   recall                  list the earlier user messages of this thread (history check)
   … a + b … / … time …    call the calculator / current_time tool, then answer
@@ -31,6 +34,7 @@ from agno.agent import Agent
 from agno.models.base import Model
 from agno.models.message import Message
 from agno.models.response import ModelResponse
+from agno.tools import tool
 
 Chunk = dict[str, Any]
 
@@ -124,7 +128,50 @@ def sleep_tool(seconds: float = 1.0) -> str:
     return f"slept {seconds} s"
 
 
-DEMO_TOOLS: list[Any] = [calculator, current_time, broken_tool, sleep_tool]
+# Human in the loop: each of these pauses the run until the user decides. (Never name one
+# ask_user or get_user_input: agno 3.1.10 treats tools of those names as its own built-ins.)
+
+
+@tool(requires_confirmation=True)
+def confirm_action(action: str) -> str:
+    """Carry out an action once the user has approved it.
+
+    Args:
+        action: what to do, in a few words.
+    """
+    return f"done: {action}"
+
+
+@tool(requires_user_input=True, user_input_fields=["answer"])
+def collect_input(question: str, answer: str) -> str:
+    """Ask the user a question; the user fills in the answer.
+
+    Args:
+        question: the question to ask.
+        answer: the user's answer (the user provides it).
+    """
+    return answer
+
+
+@tool(external_execution=True)
+def run_elsewhere(task: str) -> str:
+    """A task the user carries out outside the agent and reports the result of.
+
+    Args:
+        task: what to do.
+    """
+    raise RuntimeError("run_elsewhere is executed by the user, not by the agent")
+
+
+DEMO_TOOLS: list[Any] = [
+    calculator,
+    current_time,
+    broken_tool,
+    sleep_tool,
+    confirm_action,
+    collect_input,
+    run_elsewhere,
+]
 
 
 def _split(text: str, size: int = 6) -> list[Chunk]:
@@ -140,6 +187,19 @@ def _markdown_sections(n: int) -> str:
         f"```python\nx = {i}\n```\n"
         for i in range(1, n + 1)
     )
+
+
+_TOOL = re.compile(r"tool (\w+) (\{.*\})", re.S)
+
+
+def _tool_calls(text: str) -> list[tuple[str, str]]:
+    """The (name, JSON arguments) of "tool NAME {json}", or of each part of "tool A {…} then
+    tool B {…}" (a chain of calls, one after the other's result); [] for other text."""
+    parts = [_TOOL.fullmatch(part) for part in text.split(" then ")]
+    if len(parts) > 1 and all(parts):
+        return [(m.group(1), m.group(2)) for m in parts if m is not None]
+    whole = _TOOL.fullmatch(text)
+    return [(whole.group(1), whole.group(2))] if whole else []
 
 
 def _tool_call(name: str, arguments: str, n: int) -> Chunk:
@@ -162,7 +222,13 @@ class OfflineModel(Model):
         users = [m.get_content_string() for m in messages if m.role == "user"]
         text = users[-1].strip() if users else ""
         last = messages[-1] if messages else None
+        calls = _tool_calls(text)
         if last is not None and last.role == "tool":
+            asked = max(i for i, m in enumerate(messages) if m.role == "user")
+            done = sum(m.role == "assistant" and bool(m.tool_calls) for m in messages[asked:])
+            if done < len(calls):  # "tool A {…} then tool B {…}": B's turn
+                name, arguments = calls[done]
+                return [_tool_call(name, arguments, len(messages))], self.chunk_delay
             return self._after_tool(messages), self.chunk_delay
         if m := re.fullmatch(r"bench (\d+)", text):
             return [{"text": "tok "} for _ in range(int(m.group(1)))], self.chunk_delay
@@ -174,8 +240,8 @@ class OfflineModel(Model):
             return chunks, float(delay) if delay else self.chunk_delay
         if m := re.fullmatch(r"echo (.*)", text, re.S):
             return _split(m.group(1)), self.chunk_delay
-        if m := re.fullmatch(r"tool (\w+) (\{.*\})", text, re.S):
-            return [_tool_call(m.group(1), m.group(2), len(messages))], self.chunk_delay
+        if calls:
+            return [_tool_call(*calls[0], len(messages))], self.chunk_delay
         if text == "fail":
             raise RuntimeError("the offline model failed on purpose")
         if text == "recall":

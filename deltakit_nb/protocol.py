@@ -23,6 +23,8 @@ class EventType(str, enum.Enum):
     TOOL_RESULT = "tool_result"
     DONE = "done"
     ERROR = "error"
+    RUN_PAUSED = "run_paused"
+    RUN_RESUMED = "run_resumed"
 
 
 TERMINAL_TYPES = frozenset({EventType.DONE.value, EventType.ERROR.value})
@@ -41,10 +43,18 @@ class RunStatus(str, enum.Enum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    # Waiting for the user's decisions on tool calls (human in the loop): not finished, but
+    # no task runs for it and it counts toward no concurrency limit.
+    PAUSED = "paused"
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)
+
+    @property
+    def working(self) -> bool:
+        """Pending or running: an agno task is (about to be) busy with it."""
+        return self in (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 # Event constructors: the one place that spells each event's fields.
@@ -82,6 +92,16 @@ def done(status: RunStatus) -> Event:
 
 def error(message: str) -> Event:
     return {"type": "error", "message": message}
+
+
+def run_paused(requirements: list[dict[str, Any]]) -> Event:
+    """The run waits for a decision on each of `requirements` (see deltakit_nb.hitl)."""
+    return {"type": "run_paused", "requirements": requirements}
+
+
+def run_resumed(decisions: list[dict[str, Any]]) -> Event:
+    """The decisions that continued a paused run, as the server accepted them."""
+    return {"type": "run_resumed", "decisions": decisions}
 
 
 def thread_run(thread_id: str, run_id: str, message: str, agent: str, created_at: float) -> Event:
@@ -123,7 +143,15 @@ class FollowFrame:
     thread_id: str | None
 
 
-ClientFrame = StartFrame | ResumeFrame | FollowFrame
+@dataclass(frozen=True)
+class DecisionFrame:
+    """Decisions on a paused run's requirements (checked against them in deltakit_nb.hitl)."""
+
+    run_id: str
+    decisions: tuple[dict[str, Any], ...]
+
+
+ClientFrame = StartFrame | ResumeFrame | FollowFrame | DecisionFrame
 
 MAX_ID_CHARS = 200
 FOLLOW_KEY = "followThread"
@@ -168,6 +196,8 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
     if FOLLOW_KEY in frame:
         return FollowFrame(thread_id=_optional_str(frame, FOLLOW_KEY))
     run_id = frame.get("runId")
+    if "decisions" in frame:
+        return DecisionFrame(check_id(run_id, "runId"), parse_decisions(frame["decisions"]))
     if run_id is not None:
         run_id = _optional_str(frame, "runId")
         last = frame.get("lastEventId", -1)
@@ -190,6 +220,47 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
         thread_id=_optional_str(frame, "threadId"),
         agent=_optional_str(frame, "agent"),
     )
+
+
+MAX_DECISIONS = 100
+# A decision's keys and the JSON types they take (values: an object, checked per requirement).
+DECISION_KEYS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "approve": (bool,),
+    "note": (str,),
+    "values": (dict,),
+    "result": (str,),
+}
+_TYPE_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
+
+
+def parse_decisions(decisions: Any) -> tuple[dict[str, Any], ...]:
+    """The decisions of a decision frame (or continue request), each checked for its shape:
+    an object with a requirement `id` and only the keys of DECISION_KEYS, each of its type."""
+    if not isinstance(decisions, list) or not decisions:
+        raise FrameError("'decisions' must be a non-empty list of objects")
+    if len(decisions) > MAX_DECISIONS:
+        raise FrameError(f"too many decisions: {len(decisions)} (limit {MAX_DECISIONS})")
+    out: list[dict[str, Any]] = []
+    for i, decision in enumerate(decisions):
+        if not isinstance(decision, dict):
+            raise FrameError(f"decisions[{i}] must be an object")
+        for key, value in decision.items():
+            types = DECISION_KEYS.get(key)
+            if types is None:
+                known = ", ".join(DECISION_KEYS)
+                raise FrameError(f"decisions[{i}]: unknown key {key!r} (known: {known})")
+            if key != "id" and value is not None and not isinstance(value, types):
+                raise FrameError(f"decisions[{i}]: {key!r} must be {_TYPE_NAMES[types[0]]}")
+        check_id(decision.get("id"), f"decisions[{i}].id")
+        out.append(
+            {
+                k: clean_text(v) if isinstance(v, str) else v
+                for k, v in decision.items()
+                if v is not None
+            }
+        )
+    return tuple(out)
 
 
 # ASCII-escaped: a lone surrogate from a model or tool stays valid JSON and valid UTF-8.

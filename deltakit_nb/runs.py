@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import hitl, protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
-from .protocol import RunStatus
+from .kernel_wire import AGENT_PREFIX as KERNEL_AGENT
+from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
@@ -75,9 +76,20 @@ class RunLimitError(RuntimeError):
     pass
 
 
+class DecisionError(FrameError):
+    """A decision the run cannot take; `status` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+# A paused run's decisions, checked: (the open requirements, a decision for each).
+Continuation = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 # Runs a run somewhere else than in this process (a kernel): publishes into `run.log` and
-# returns the outcome (status, error message).
-Runner = Callable[["Run"], Awaitable[tuple[RunStatus, str]]]
+# returns the outcome (status, error message); PAUSED with `run.requirements` set when it waits
+# for decisions. Called again with the continuation once they are taken.
+Runner = Callable[["Run", Continuation | None], Awaitable[tuple[RunStatus, str]]]
 
 
 @dataclass
@@ -91,7 +103,12 @@ class Run:
     finished_at: float | None = None
     log: EventLog = field(init=False)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
-    # How to stop a run that a Runner executes (instead of agno's acancel_run here).
+    # While paused: the requirements waiting for a decision (protocol form), and agno's
+    # RunOutput when this process paused it (the run continues from it if there is no db).
+    requirements: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    paused_output: Any = field(default=None, repr=False)
+    # A run that a Runner executes, and how to stop it (instead of agno's acancel_run here).
+    runner: Runner | None = field(default=None, repr=False)
     stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +126,10 @@ class Run:
             created_at=s["created_at"],
             finished_at=s["finished_at"],
         )
-        run.log = EventLog(run.id, stored.events, closed=True)
+        paused = run.status is RunStatus.PAUSED
+        run.log = EventLog(run.id, stored.events, closed=not paused)
+        if paused:
+            run.requirements = hitl.requirements_of(stored.events)
         return run
 
     @property
@@ -168,28 +188,46 @@ class RunRegistry:
                     len(interrupted),
                 )
             store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
+            self._load_paused(store)
 
-    def start(
-        self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
-    ) -> Run:
-        active = sum(1 for r in self._runs.values() if not r.done)
+    def _load_paused(self, store: EventStore) -> None:
+        """Hold the runs a decision may continue (paused before the restart) in memory, so
+        every socket and request deals with one Run (one log) of each."""
+        store.flush()  # the age retention above goes first
+        for run_id in store.paused_run_ids():
+            stored = store.load_run(run_id)
+            if stored is not None:
+                run = self._runs[run_id] = Run.from_store(stored)
+                if run.agent.startswith(KERNEL_AGENT):  # its kernel's link went with the server
+                    self.end_paused(run, RunStatus.INTERRUPTED)
+        if self._runs:
+            log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._runs))
+
+    def _check_capacity(self) -> None:
+        active = sum(1 for r in self._runs.values() if r.status.working)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
                 f"too many runs in progress: {active} (limit max_concurrent_runs="
                 f"{self.max_concurrent_runs})"
             )
+
+    def start(
+        self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
+    ) -> Run:
+        self._check_capacity()
         run = Run(
             id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
             agent=agent,
             message=message,
+            runner=runner,
         )
         self._runs[run.id] = run
         if self.store is not None:
             self.store.save_run(run.summary())
             self.store.follow(run.id, run.log)
         run.log.append(protocol.run_started(run.id, run.thread_id, agent))
-        run.task = asyncio.create_task(self._execute(run, runner), name=f"deltakit-run-{run.id}")
+        run.task = asyncio.create_task(self._execute(run), name=f"deltakit-run-{run.id}")
         for listener in list(self.thread_listeners.get(run.thread_id, ())):
             listener(run)
         return run
@@ -236,9 +274,47 @@ class RunRegistry:
         active = [r for r in self.runs(thread_id) if not r.done]
         return active[-1] if active else None
 
+    def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
+        """Continue a paused run with the user's decisions (protocol.parse_decisions shaped
+        them), in the same log; or DecisionError, and the run stays paused and unchanged.
+
+        Everything up to the run leaving `paused` happens before any await, so of two
+        decisions (or a decision and a Stop) racing, the first wins and the second finds the
+        run no longer paused."""
+        if run.status is not RunStatus.PAUSED:
+            raise DecisionError(
+                f"run {run.id} is not paused (its status is {run.status.value})", 409
+            )
+        if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
+            raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
+        try:
+            checked = hitl.check_decisions(run.requirements, decisions)
+            self._check_capacity()
+        except FrameError as exc:
+            raise DecisionError(str(exc)) from None
+        except RunLimitError as exc:
+            raise DecisionError(str(exc), 429) from None
+        open_requirements, run.requirements = run.requirements, []
+        run.status = RunStatus.RUNNING
+        if self.store is not None:
+            self.store.follow(run.id, run.log, len(run.log))
+        run.log.append(protocol.run_resumed(checked))
+        for requirement, decision in zip(open_requirements, checked, strict=True):
+            for event in hitl.settled_calls(requirement, decision):
+                run.log.append(event)
+        if self.store is not None:
+            self.store.save_run(run.summary())
+        run.task = asyncio.create_task(
+            self._execute(run, (open_requirements, checked)), name=f"deltakit-run-{run.id}"
+        )
+
     async def cancel(self, run_id: str) -> bool:
-        """Stop a run: agno's cooperative cancel first, the task after a grace period."""
+        """Stop a run: agno's cooperative cancel first, the task after a grace period. A
+        paused run has no task: it ends cancelled at once."""
         run = self._runs.get(run_id)
+        if run is not None and run.status is RunStatus.PAUSED:
+            self.end_paused(run, RunStatus.CANCELLED)
+            return True
         if run is None or run.done or run.task is None:
             return False
         if run.stop is not None:
@@ -254,6 +330,14 @@ class RunRegistry:
             await asyncio.wait({run.task}, timeout=self.cancel_grace)
         return True
 
+    def end_paused(self, run: Run, status: RunStatus) -> None:
+        """End a paused run (it has no task to stop) with `status`."""
+        if self.store is not None:
+            self.store.follow(run.id, run.log, len(run.log))
+        run.log.append(protocol.done(status))
+        run.requirements, run.paused_output = [], None
+        self._finished(run, status)
+
     async def shutdown(self) -> None:
         """Stop every live run (each ends as interrupted) and close the store."""
         self._stopping = True
@@ -265,39 +349,104 @@ class RunRegistry:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
 
-    async def _execute(self, run: Run, runner: Runner | None = None) -> None:
+    async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
+        if run.runner is not None:
+            return await self._execute_elsewhere(run, run.runner, continuation)
         adapter = AgnoAdapter()
         run.status = RunStatus.RUNNING
         try:
-            if runner is not None:
-                outcome, message = await runner(run)
-                terminal = adapter.finish(outcome, message)
+            agent = await asyncio.to_thread(self.build_agent, run.agent)
+            if continuation is None:
+                stream = agent.arun(
+                    run.message,
+                    stream=True,
+                    stream_events=True,
+                    run_id=run.id,
+                    session_id=run.thread_id,
+                    yield_run_output=True,
+                )
             else:
-                terminal = await self._run_agent(run, adapter)
+                stream = await self._continue(agent, run, continuation[1])
+            await relay(stream, adapter, run.log)
+            if adapter.paused and adapter.status is None:
+                self._pause(run, adapter)
+                return
+            terminal = adapter.finish(RunStatus.COMPLETED)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
             terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        self._end(run, adapter, terminal)
-
-    async def _run_agent(self, run: Run, adapter: AgnoAdapter) -> list[protocol.Event]:
-        agent = await asyncio.to_thread(self.build_agent, run.agent)
-        stream = agent.arun(
-            run.message,
-            stream=True,
-            stream_events=True,
-            run_id=run.id,
-            session_id=run.thread_id,
-        )
-        await relay(stream, adapter, run.log)
-        return adapter.finish(RunStatus.COMPLETED)
-
-    def _end(self, run: Run, adapter: AgnoAdapter, terminal: list[protocol.Event]) -> None:
         for out in terminal:
             run.log.append(out)
-        run.status = adapter.status or RunStatus.COMPLETED
+        self._finished(run, adapter.status or RunStatus.COMPLETED)
+
+    async def _execute_elsewhere(
+        self, run: Run, runner: Runner, continuation: Continuation | None
+    ) -> None:
+        """`_execute` for a run that a Runner executes: it publishes, this ends the run."""
+        adapter = AgnoAdapter()
+        run.status = RunStatus.RUNNING
+        try:
+            outcome, message = await runner(run, continuation)
+            if outcome is RunStatus.PAUSED:
+                adapter.paused = run.requirements
+                self._pause(run, adapter)
+                return
+            terminal = adapter.finish(outcome, message)
+        except asyncio.CancelledError:
+            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+            terminal = adapter.finish(status)
+        except Exception as exc:
+            log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
+            terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        for out in terminal:
+            run.log.append(out)
+        self._finished(run, adapter.status or RunStatus.COMPLETED)
+
+    @staticmethod
+    async def _continue(agent: Agent, run: Run, decisions: list[dict[str, Any]]) -> Any:
+        """agno's stream continuing `run` with the decisions applied to its requirements."""
+        output = run.paused_output
+        run.paused_output = None
+        if output is None and agent.db is not None:  # paused before a restart
+            output = await agent.aget_run_output(run_id=run.id, session_id=run.thread_id)
+        if output is None:
+            raise RuntimeError(
+                f"agno holds no paused run {run.id}: its agent keeps no history db, and the "
+                "server process that paused it is gone"
+            )
+        requirements = {r.id: r for r in output.requirements or []}
+        for decision in decisions:
+            requirement = requirements.get(decision["id"])
+            if requirement is None:
+                raise RuntimeError(f"agno's paused run has no requirement {decision['id']}")
+            hitl.apply(requirement, decision)
+        kwargs: dict[str, Any] = {
+            "requirements": list(requirements.values()),
+            "session_id": run.thread_id,
+            "stream": True,
+            "stream_events": True,
+            "yield_run_output": True,
+        }
+        if agent.db is not None:  # agno loads the run from its db
+            return agent.acontinue_run(run_id=run.id, **kwargs)
+        hitl.apply_to_output(output, kwargs["requirements"])
+        return agent.acontinue_run(run_response=output, **kwargs)
+
+    def _pause(self, run: Run, adapter: AgnoAdapter) -> None:
+        """The run waits for decisions: no task, its log open, its store rows up to date."""
+        run.status = RunStatus.PAUSED
+        run.requirements = adapter.paused or []
+        run.paused_output = adapter.output
+        run.task = None
+        if self.store is not None:
+            self.store.save_run(run.summary())
+            self.store.unfollow(run.id)
+
+    def _finished(self, run: Run, status: RunStatus) -> None:
+        run.status = status
         run.finished_at = time.time()
         run.log.close()
         max_age = self.retention.max_age_seconds
@@ -318,7 +467,11 @@ class RunRegistry:
         MEMORY_RUNS (the store serves them when asked)."""
         if max_age > 0:
             cutoff = time.time() - max_age
-            for old in [r for r in self._runs.values() if r.done and r.created_at < cutoff]:
+            for old in [
+                r
+                for r in self._runs.values()
+                if (r.done or r.status is RunStatus.PAUSED) and r.created_at < cutoff
+            ]:
                 del self._runs[old.id]
         keep = self.retention.runs_per_thread
         if keep:

@@ -155,6 +155,9 @@ class EventStore:
         # event and no thread wake-up per event (each would be a GIL hand-off).
         self._kick = threading.Event()
         self._idle = False
+        # Events written of the runs unfollowed while paused (writer thread only): a resumed
+        # run goes on from there.
+        self._unfollowed: dict[str, int] = {}
         self._writer = threading.Thread(target=self._write_loop, name="deltakit-store", daemon=True)
         self._writer.start()
         # A server stopped by a signal may never call stop_extension: commit what is queued.
@@ -168,11 +171,18 @@ class EventStore:
         row = (summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)
         self._put(("run", tuple(protocol.clean_text(v) if isinstance(v, str) else v for v in row)))
 
-    def follow(self, run_id: str, events: FollowedLog) -> None:
+    def follow(self, run_id: str, events: FollowedLog, stored: int = 0) -> None:
         """Persist the events of a live run as they are appended to `events` (its log), until
         the log is closed. The writer thread takes them from the log itself every batch, so
-        the streaming path pays nothing per event for the store."""
-        self._put(("follow", (run_id, events)))
+        the streaming path pays nothing per event for the store. `stored`: how many of the
+        log's events the store holds already (a paused run loaded from it), unless the
+        writer knows better (a run it followed until it paused)."""
+        self._put(("follow", (run_id, events, stored)))
+
+    def unfollow(self, run_id: str) -> None:
+        """Write what the run's log holds and stop looking at it (a paused run: its log stays
+        open, and a followed log keeps the writer polling); `follow` takes it up again."""
+        self._put(("unfollow", run_id))
 
     def delete_thread(self, thread_id: str) -> None:
         """Drop the thread's runs, their events and the cell bindings to it."""
@@ -262,7 +272,15 @@ class EventStore:
         out: list[tuple[str, Any]] = []
         for kind, arg in ops:
             if kind == "follow":
-                followed[arg[0]] = (arg[1], 0)
+                run_id, events, stored = arg
+                followed[run_id] = (events, self._unfollowed.pop(run_id, stored))
+                continue
+            if kind == "unfollow":
+                if arg in followed:
+                    one = {arg: followed.pop(arg)}
+                    out += self._pull(one)
+                    if arg in one:  # (a closed log is done with)
+                        self._unfollowed[arg] = one[arg][1]
                 continue
             if kind in ("delete_thread", "prune"):
                 out += self._pull(followed)
@@ -352,12 +370,13 @@ class EventStore:
             ]
         if keep_per_thread > 0:
             where, args = ("WHERE thread_id = ?", (thread_id,)) if thread_id else ("", ())
+            # A paused run waits for the user: only its age removes it.
             doomed += [
                 r[0]
                 for r in conn.execute(
                     "SELECT id FROM (SELECT id, status, ROW_NUMBER() OVER (PARTITION BY thread_id "
                     f"ORDER BY created_at DESC) AS n FROM runs {where}) "
-                    "WHERE n > ? AND status NOT IN ('pending', 'running')",
+                    "WHERE n > ? AND status NOT IN ('pending', 'running', 'paused')",
                     (*args, keep_per_thread),
                 )
             ]
@@ -385,6 +404,17 @@ class EventStore:
                 r[0]
                 for r in self._read.execute(
                     "SELECT id FROM runs WHERE thread_id = ? ORDER BY created_at", (thread_id,)
+                )
+            ]
+
+    def paused_run_ids(self) -> list[str]:
+        """The runs waiting for a decision (they outlive a restart), oldest first."""
+        with self._read_lock:
+            return [
+                r[0]
+                for r in self._read.execute(
+                    "SELECT id FROM runs WHERE status = ? ORDER BY created_at",
+                    (RunStatus.PAUSED.value,),
                 )
             ]
 

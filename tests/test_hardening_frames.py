@@ -60,7 +60,7 @@ def jp_server_config() -> dict[str, object]:
 
 # Strategies ---------------------------------------------------------------------------------
 
-FIELDS = ["message", "threadId", "agent", "runId", "lastEventId", "followThread"]
+FIELDS = ["message", "threadId", "agent", "runId", "lastEventId", "followThread", "decisions"]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -211,6 +211,94 @@ def test_any_frame_gets_an_error_or_events_and_the_socket_stays_usable(
         event(f"reply: {'+'.join(sorted(kinds))}")
         ws.close()
         await normal_run_works(jp_ws_fetch)
+
+    with capture_server_log(jp_serverapp) as log:
+        run(jp_asyncio_loop, example())
+    assert log.problems() == []
+
+
+# Decision frames on a real paused run (a confirm_action call of the demo agent).
+PAUSED = "<the id of a real paused run>"
+REQ = "<the id of its requirement>"
+_PAUSED_RUNS: dict[int, dict[str, Any]] = {}  # per server: the paused run the examples decide
+decision_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.one_of(st.just(REQ), st.text(max_size=20), json_values),
+        "approve": st.one_of(st.booleans(), json_values),
+        "note": st.one_of(st.text(max_size=30), json_values),
+        "values": st.one_of(st.dictionaries(st.text(max_size=8), json_values), json_values),
+        "result": st.one_of(st.text(max_size=30), json_values),
+    },
+).flatmap(
+    lambda d: st.dictionaries(st.text(max_size=8), json_values, max_size=2).map(
+        lambda extra: {**extra, **d}
+    )
+)
+decision_frames = st.builds(
+    lambda run_id, decisions: {"runId": run_id, "decisions": decisions},
+    st.one_of(st.just(PAUSED), st.text(max_size=30), json_values),
+    st.one_of(
+        st.lists(decision_objects, max_size=3),
+        json_values,
+        st.builds(  # valid ones too, so that some examples continue the run
+            lambda approve, note: [{"id": REQ, "approve": approve, "note": note}],
+            st.booleans(),
+            st.one_of(st.none(), st.text(max_size=20)),
+        ),
+    ),
+)
+
+
+async def paused_run(jp_ws_fetch: Any, cache: dict[str, Any]) -> dict[str, Any]:
+    """A run paused on a confirm_action call (a new one once an example has decided it)."""
+    if "run" not in cache:
+        ws = await jp_ws_fetch("deltakit", "ws")
+        await send(ws, {"message": 'tool confirm_action {"action": "x"}'})
+        events: list[dict[str, Any]] = []
+        while not events or events[-1]["type"] != "run_paused":
+            events.extend(await recv(ws))
+        ws.close()
+        cache["run"] = {"id": events[0]["runId"], "req": events[-1]["requirements"][0]["id"]}
+    return cache["run"]  # type: ignore[no-any-return]
+
+
+@HYPOTHESIS
+@given(frame=decision_frames)
+def test_any_decision_frame_is_refused_with_the_run_unchanged_or_continues_it(
+    jp_ws_fetch: Any, jp_serverapp: Any, jp_asyncio_loop: Any, frame: dict[str, Any]
+) -> None:
+    cache = _PAUSED_RUNS.setdefault(id(jp_serverapp), {})
+    registry = deltakit_app(jp_serverapp).registry
+
+    async def example() -> None:
+        paused = await paused_run(jp_ws_fetch, cache)
+        text_frame = json.dumps(frame).replace(PAUSED, paused["id"]).replace(REQ, paused["req"])
+        run = registry.get(paused["id"])
+        before = list(run.log.encoded())
+        ws = await jp_ws_fetch("deltakit", "ws")
+        await ws.write_message(text_frame)
+        await send(ws, PROBE)
+        seen: list[dict[str, Any]] = []
+        while PROBE_REPLY not in seen:
+            seen.extend(await recv(ws))
+        seen = seen[: seen.index(PROBE_REPLY)]
+        ws.close()
+        if run.status is protocol.RunStatus.PAUSED:  # refused: one error, nothing changed
+            assert len(seen) == 1 and seen[0]["type"] == "error" and "eventId" not in seen[0]
+            assert seen[0]["message"], seen
+            assert run.log.encoded() == before and run.requirements
+            event("refused")
+            return
+        # Accepted: exactly the one valid shape, and the run goes on to its end.
+        assert seen == []
+        [decision] = json.loads(text_frame)["decisions"]
+        assert decision["id"] == paused["req"] and isinstance(decision["approve"], bool)
+        assert {k for k, v in decision.items() if v is not None} <= {"id", "approve", "note"}
+        await wait_for(lambda: run.done, 10)
+        assert run.status is protocol.RunStatus.COMPLETED
+        del cache["run"]
+        event("continued")
 
     with capture_server_log(jp_serverapp) as log:
         run(jp_asyncio_loop, example())

@@ -58,6 +58,7 @@ ENDPOINTS = [
     ("GET", ("threads", "some-thread", "messages"), "read"),
     ("DELETE", ("threads", "some-thread"), "write"),
     ("POST", ("jobs", "some-run", "cancel"), "execute"),
+    ("POST", ("runs", "some-run", "continue"), "execute"),
     ("GET", ("cells", "some-cell"), "read"),
     ("PUT", ("cells", "some-cell"), "write"),
     ("GET", ("threads",), "read"),

@@ -169,12 +169,43 @@ async def test_chat_magic_with_an_agent_variable_and_the_notebook_tools(lab: Lab
         "units": {"count": 2, "mean": 21.0, "min": 12, "max": 30}
     }
     assert events[-1]["status"] == "completed"
-    # run_python waits for the user's approval, which kernel runs cannot take yet: the run
-    # ends with an error that says so, and the code never ran
-    ws, events = await start(lab, 'tool run_python {"code": "sales = None"}', agent)
+
+
+async def recv_until(ws: Any, kind: str, events: list[dict]) -> list[dict]:
+    while not events or events[-1]["type"] != kind:
+        events += await recv(ws)
+    return events
+
+
+async def test_run_python_waits_for_approval_then_runs_in_the_notebook(lab: Lab) -> None:
+    agent = execute(lab.kc, "print(via_magic.agent)").strip()
+    code = {"code": "approved = 7 * 6\nprint('hello')\napproved + 1"}
+    ws, events = await start(lab, f"tool run_python {json.dumps(code)}", agent)
+    await recv_until(ws, "run_paused", events)
+    run_id, [req] = events[0]["runId"], events[-1]["requirements"]
+    assert req["kind"] == "confirmation" and req["tool_name"] == "run_python"
+    assert lab.request(f"deltakit/runs/{run_id}")["status"] == "paused"
+    assert execute(lab.kc, "print('approved' in globals())").strip() == "False"
+    await send(ws, {"runId": run_id, "decisions": [{"id": req["id"], "approve": True}]})
     events += await recv_until_terminal(ws)
     ws.close()
-    assert events[-1]["type"] == "error" and "approval" in events[-1]["message"]
+    kinds = [e["type"] for e in events]
+    assert kinds[kinds.index("run_paused") + 1] == "run_resumed"
+    result = next(e for e in events if e["type"] == "tool_result")
+    assert json.loads(result["output"]) == {"stdout": "hello\n", "result": "43", "error": ""}
+    assert events[-1]["status"] == "completed"
+    assert server_log(lab, run_id) == events
+    assert execute(lab.kc, "print(approved)").strip() == "42"
+
+    # rejected: the code never runs, the model is told, the run completes
+    ws, events = await start(lab, 'tool run_python {"code": "sales = None"}', agent)
+    await recv_until(ws, "run_paused", events)
+    [req] = events[-1]["requirements"]
+    decision = {"id": req["id"], "approve": False, "note": "not now"}
+    await send(ws, {"runId": events[0]["runId"], "decisions": [decision]})
+    events += await recv_until_terminal(ws)
+    ws.close()
+    assert events[-1]["status"] == "completed"
     assert execute(lab.kc, "print(sales is not None)").strip() == "True"
 
 
@@ -273,6 +304,9 @@ async def test_publishing_is_refused_to_browsers_and_to_other_kernels(lab: Lab) 
 
 async def test_kernel_restart_mid_run_ends_it_interrupted(lab: Lab) -> None:
     # last in this module: the kernel loses its variables
+    agent = execute(lab.kc, "print(via_magic.agent)").strip()
+    waiting, paused = await start(lab, 'tool run_python {"code": "1"}', agent)
+    await recv_until(waiting, "run_paused", paused)
     ws, events = await start(lab, "count 300 delay 0.02")
     events += await recv_n(ws, 3)
     restarted = time.monotonic()
@@ -282,6 +316,10 @@ async def test_kernel_restart_mid_run_ends_it_interrupted(lab: Lab) -> None:
     assert events[-1]["type"] == "done" and events[-1]["status"] == "interrupted"
     assert time.monotonic() - restarted < 10
     assert lab.request(f"deltakit/runs/{events[0]['runId']}")["status"] == "interrupted"
+    # a run paused for approval in that kernel ends interrupted too
+    paused += await recv_until_terminal(waiting)
+    waiting.close()
+    assert paused[-1]["type"] == "done" and paused[-1]["status"] == "interrupted"
     ws = await lab.socket()
     await send(ws, {"message": "hello", "agent": lab.agent})
     gone = await recv(ws)

@@ -30,6 +30,7 @@ async def test_unauthenticated_socket_is_refused(jp_ws_fetch: Any) -> None:
         ("GET", ("threads", "x")),
         ("GET", ("threads", "x", "messages")),
         ("POST", ("jobs", "x", "cancel")),
+        ("POST", ("runs", "x", "continue")),
         ("GET", ("cells", "x")),
         ("PUT", ("cells", "x")),
         ("GET", ("threads",)),
@@ -107,6 +108,23 @@ async def test_post_needs_xsrf_with_cookie_auth(
     )
     assert with_xsrf.code == 404  # past the XSRF check: the run does not exist
     assert "Run not found" in with_xsrf.body.decode() or with_xsrf.reason == "Run not found"
+    # The continue endpoint of human in the loop is guarded the same way.
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}deltakit/runs/nope/continue"
+    body = '{"decisions": [{"id": "r", "approve": true}]}'
+    without = await client.fetch(
+        url, method="POST", body=body, headers={"Cookie": cookie}, raise_error=False
+    )
+    assert without.code == 403
+    with_xsrf = await client.fetch(
+        url + "?_xsrf=" + jar["_xsrf"],
+        method="POST",
+        body=body,
+        raise_error=False,
+        headers={"Cookie": cookie},
+    )
+    assert with_xsrf.code == 404 and json.loads(with_xsrf.body) == {
+        "message": "Run not found: nope"
+    }
 
 
 async def test_cancel_url_may_carry_xsrf_as_a_query_argument(

@@ -31,11 +31,6 @@ RECONNECT_DELAY = 2.0
 # the first of them arrived (however long the run's thread is then busy in a tool).
 BATCH_SECONDS = 0.02
 
-PAUSED_MESSAGE = (
-    "the agent paused to ask for approval of a tool call; this server cannot take approvals "
-    "for agents that run in a kernel yet"
-)
-
 
 class KernelAgentError(RuntimeError):
     pass
@@ -46,6 +41,9 @@ class LocalRun:
     run_id: str
     loop: asyncio.AbstractEventLoop | None = None
     cancelled: bool = False
+    # While paused for the user's decisions: the agent and agno's paused RunOutput.
+    agent: Any = None
+    output: Any = None
     pending: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,6 +155,15 @@ class KernelLink:
                 name=f"deltakit-run-{run.run_id[:8]}",
                 daemon=True,
             ).start()
+        elif op == "continue":
+            paused = self.runs.get(frame["runId"])
+            if paused is not None and paused.output is not None:
+                threading.Thread(
+                    target=self._run_thread,
+                    args=(paused, "", "", "", frame["decisions"]),
+                    name=f"deltakit-run-{paused.run_id[:8]}",
+                    daemon=True,
+                ).start()
         elif op == "cancel":
             stopping = self.runs.get(frame["runId"])
             if stopping is not None:
@@ -178,9 +185,16 @@ class KernelLink:
 
     # -- run threads ------------------------------------------------------------------------
 
-    def _run_thread(self, run: LocalRun, key: str, thread_id: str, message: str) -> None:
+    def _run_thread(
+        self,
+        run: LocalRun,
+        key: str,
+        thread_id: str,
+        message: str,
+        decisions: list[dict[str, Any]] | None = None,
+    ) -> None:
         try:
-            status, text = asyncio.run(self._run(run, key, thread_id, message))
+            status, text = asyncio.run(self._run(run, key, thread_id, message, decisions))
         except BaseException as exc:
             status, text = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         if self._loop is not None:
@@ -188,27 +202,40 @@ class KernelLink:
                 self._loop.call_soon_threadsafe(self._end, run, status, text)
 
     async def _run(
-        self, run: LocalRun, key: str, thread_id: str, message: str
+        self,
+        run: LocalRun,
+        key: str,
+        thread_id: str,
+        message: str,
+        decisions: list[dict[str, Any]] | None = None,
     ) -> tuple[RunStatus, str]:
         from agno.agent import Agent
 
         run.loop = asyncio.get_running_loop()
-        source = self.agents.get(key)
-        if source is None:
-            return RunStatus.FAILED, f"this kernel hosts no agent {key!r}"
-        agent = source if isinstance(source, Agent) else await asyncio.to_thread(source)
-        if not isinstance(agent, Agent):
-            return RunStatus.FAILED, f"the agent factory returned {type(agent).__name__}"
+        if decisions is not None:
+            agent, output = run.agent, run.output
+            run.agent = run.output = None
+            stream = _continue(agent, output, decisions)
+        else:
+            source = self.agents.get(key)
+            if source is None:
+                return RunStatus.FAILED, f"this kernel hosts no agent {key!r}"
+            agent = source if isinstance(source, Agent) else await asyncio.to_thread(source)
+            if not isinstance(agent, Agent):
+                return RunStatus.FAILED, f"the agent factory returned {type(agent).__name__}"
+            stream = agent.arun(
+                message,
+                stream=True,
+                stream_events=True,
+                run_id=run.run_id,
+                session_id=thread_id,
+                yield_run_output=True,
+            )
         adapter = AgnoAdapter()
-        stream = agent.arun(
-            message, stream=True, stream_events=True, run_id=run.run_id, session_id=thread_id
-        )
         terminal: dict[str, Any] = {}
         async for event in stream:
             if run.cancelled:
                 break
-            if getattr(event, "event", None) == "RunPaused":
-                return RunStatus.FAILED, PAUSED_MESSAGE
             out = adapter.translate(event)
             if out and out[-1]["type"] in ("done", "error"):
                 terminal = out.pop()
@@ -216,6 +243,9 @@ class KernelLink:
                 self._publish(run, out)
         if run.cancelled:
             return RunStatus.CANCELLED, ""
+        if adapter.paused and adapter.status is None:
+            run.agent, run.output = agent, adapter.output
+            return RunStatus.PAUSED, ""
         status = adapter.status or RunStatus.COMPLETED
         return status, str(terminal.get("message") or "")
 
@@ -238,11 +268,39 @@ class KernelLink:
             self._send({"op": "events", "runId": run.run_id, "events": events})
 
     def _end(self, run: LocalRun, status: RunStatus, text: str) -> None:
-        self._flush(run)
+        # The last events go in the end frame itself: the server appends them and ends (or
+        # pauses) the run in one step, so no reader sees run_paused while the run is running.
+        with run.lock:
+            events, run.pending = run.pending, []
         if run.cancelled:
-            status, text = RunStatus.CANCELLED, ""
-        self._send({"op": "end", "runId": run.run_id, "status": status.value, "message": text})
-        self.runs.pop(run.run_id, None)
+            status, text, events = RunStatus.CANCELLED, "", []
+        frame = {"op": "end", "runId": run.run_id, "status": status.value, "message": text}
+        self._send({**frame, "events": events})
+        if status is not RunStatus.PAUSED:
+            self.runs.pop(run.run_id, None)
+
+
+def _continue(agent: Any, output: Any, decisions: list[dict[str, Any]]) -> Any:
+    """agno's stream continuing a paused run from its RunOutput, with the decisions (checked by
+    the server) applied; as the server does for its own agents (RunRegistry._continue)."""
+    from ..hitl import apply, apply_to_output
+
+    requirements = {r.id: r for r in output.requirements or []}
+    for decision in decisions:
+        requirement = requirements.get(decision["id"])
+        if requirement is None:
+            raise RuntimeError(f"agno's paused run has no requirement {decision['id']}")
+        apply(requirement, decision)
+    resolved = list(requirements.values())
+    apply_to_output(output, resolved)
+    return agent.acontinue_run(
+        run_response=output,
+        requirements=resolved,
+        session_id=output.session_id,
+        stream=True,
+        stream_events=True,
+        yield_run_output=True,
+    )
 
 
 _link: KernelLink | None = None
