@@ -9,6 +9,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -328,3 +329,38 @@ async def test_kernel_restart_mid_run_ends_it_interrupted(lab: Lab) -> None:
         gone[0]["type"] == "error"
         and "run the cell that made this chat again" in (gone[0]["message"])
     )
+
+
+async def test_a_paused_kernel_run_is_interrupted_after_a_server_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DELTAKIT_SERVER_URL", "DELTAKIT_SERVER_TOKEN", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    server = BasedJupyter(tmp_path, f"--ServerApp.base_url={BASE}", env=env)
+    server.start()
+    kc = BlockingKernelClient()
+    try:
+        probe = Lab(server, kc, "")
+        session = probe.request(
+            "api/sessions",
+            "POST",
+            {"path": "p.ipynb", "type": "notebook", "kernel": {"name": "python3"}},
+        )
+        kc.load_connection_file(
+            str(tmp_path / "runtime" / f"kernel-{session['kernel']['id']}.json")
+        )
+        kc.start_channels()
+        wait_ready(kc)
+        agent = execute(kc, AGENT_CELL + MAGIC_CELL).strip().splitlines()[-1]
+        ws, events = await start(probe, 'tool run_python {"code": "1"}', agent)
+        await recv_until(ws, "run_paused", events)
+        ws.close()
+        server.kill()  # no clean-up: the run is left paused in the store
+    finally:
+        kc.execute("import os; os._exit(0)")  # the kernel outlives a killed server
+        kc.stop_channels()
+    with BasedJupyter(tmp_path, f"--ServerApp.base_url={BASE}", env=env) as again:
+        run = Lab(again, kc, "").request(f"deltakit/runs/{events[0]['runId']}")
+    assert run["status"] == "interrupted"
+    assert run["events"][-1]["type"] == "done" and run["events"][-1]["status"] == "interrupted"
