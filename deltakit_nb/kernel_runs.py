@@ -117,8 +117,10 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
         kernel_run = self.runs[run.id] = KernelRun(run)
 
         async def stop() -> None:
+            # Running: the kernel cancels it. Paused (the registry has ended it): the kernel
+            # lets go of the paused agno run it holds.
+            self._send({"op": "cancel", "runId": run.id})
             if not kernel_run.outcome.done():
-                self._send({"op": "cancel", "runId": run.id})
                 loop = asyncio.get_running_loop()
                 loop.call_later(STOP_WAIT, kernel_run.end, RunStatus.CANCELLED)
 

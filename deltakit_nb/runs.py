@@ -314,6 +314,8 @@ class RunRegistry:
         run = self._runs.get(run_id)
         if run is not None and run.status is RunStatus.PAUSED:
             self.end_paused(run, RunStatus.CANCELLED)
+            if run.stop is not None:  # a kernel holds the paused run: let it go
+                await run.stop()
             return True
         if run is None or run.done or run.task is None:
             return False

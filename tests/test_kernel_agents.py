@@ -209,6 +209,16 @@ async def test_run_python_waits_for_approval_then_runs_in_the_notebook(lab: Lab)
     assert events[-1]["status"] == "completed"
     assert execute(lab.kc, "print(sales is not None)").strip() == "True"
 
+    # stopped while paused: cancelled, and the kernel lets go of the paused run
+    ws, events = await start(lab, 'tool run_python {"code": "sales = None"}', agent)
+    await recv_until(ws, "run_paused", events)
+    lab.request(f"deltakit/jobs/{events[0]['runId']}/cancel", "POST")
+    events += await recv_until_terminal(ws)
+    ws.close()
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "cancelled"
+    held = "from deltakit_nb.kernel.link import kernel_link\nprint(len(kernel_link().runs))"
+    assert execute(lab.kc, held).strip() == "0"
+
 
 async def test_the_token_never_reaches_the_notebook(lab: Lab) -> None:
     state = execute(lab.kc, "print(chat.get_state(), repr(chat), chat.agent)")

@@ -166,7 +166,9 @@ class KernelLink:
                 ).start()
         elif op == "cancel":
             stopping = self.runs.get(frame["runId"])
-            if stopping is not None:
+            if stopping is not None and stopping.output is not None:  # paused: nothing runs
+                del self.runs[stopping.run_id]
+            elif stopping is not None:
                 self._cancel(stopping)
         elif op == "error":
             log.warning("deltakit_nb: the server refused a frame: %s", frame.get("message"))
