@@ -159,6 +159,20 @@ async def test_a_cell_agent_reads_and_changes_kernel_variables(lab: Lab) -> None
     assert execute(lab.kc, "print(counter['calls'])").strip() == "2"
 
 
+async def test_telemetry_is_turned_off_for_a_kernel_agent(lab: Lab) -> None:
+    made = (
+        "chatty = Agent(model=OfflineModel())\n"
+        "print(chatty.telemetry, ChatWidget(agent=chatty).agent)"
+    )
+    telemetry, agent = execute(lab.kc, made).split()
+    assert telemetry == "True"  # agno's default
+    ws, events = await start(lab, "echo hi", agent)
+    events += await recv_until_terminal(ws)
+    ws.close()
+    assert text(events) == "hi"
+    assert execute(lab.kc, "print(chatty.telemetry)").strip() == "False"
+
+
 async def test_chat_magic_with_an_agent_variable_and_the_notebook_tools(lab: Lab) -> None:
     agent = execute(lab.kc, MAGIC_CELL, "cell-2").strip()
     assert agent.startswith("kernel:") and agent.endswith("-tooled")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import uuid
 import warnings
@@ -30,6 +31,9 @@ RECONNECT_DELAY = 2.0
 # A run's events go to the server in batches, sent by the link's loop at most this long after
 # the first of them arrived (however long the run's thread is then busy in a tool).
 BATCH_SECONDS = 0.02
+
+
+TELEMETRY_ON = ("1", "true", "yes")
 
 
 class KernelAgentError(RuntimeError):
@@ -225,6 +229,8 @@ class KernelLink:
             agent = source if isinstance(source, Agent) else await asyncio.to_thread(source)
             if not isinstance(agent, Agent):
                 return RunStatus.FAILED, f"the agent factory returned {type(agent).__name__}"
+            if os.environ.get("AGNO_TELEMETRY", "false").strip().lower() not in TELEMETRY_ON:
+                agent.telemetry = False  # agno would post to the internet after every run
             stream = agent.arun(
                 message,
                 stream=True,
