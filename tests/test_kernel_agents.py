@@ -160,7 +160,10 @@ async def test_a_cell_agent_reads_and_changes_kernel_variables(lab: Lab) -> None
 
 
 async def test_telemetry_is_turned_off_for_a_kernel_agent(lab: Lab) -> None:
+    # a kernel that did not inherit the server's AGNO_TELEMETRY=false (a remote one, say)
     made = (
+        "import os\n"
+        "inherited = os.environ.pop('AGNO_TELEMETRY', None)\n"
         "chatty = Agent(model=OfflineModel())\n"
         "print(chatty.telemetry, ChatWidget(agent=chatty).agent)"
     )
@@ -171,6 +174,7 @@ async def test_telemetry_is_turned_off_for_a_kernel_agent(lab: Lab) -> None:
     ws.close()
     assert text(events) == "hi"
     assert execute(lab.kc, "print(chatty.telemetry)").strip() == "False"
+    execute(lab.kc, "os.environ['AGNO_TELEMETRY'] = inherited or 'false'")
 
 
 async def test_chat_magic_with_an_agent_variable_and_the_notebook_tools(lab: Lab) -> None:
