@@ -68,6 +68,11 @@ class ChatMagics(Magics):
             if args.agent_var not in self.shell.user_ns:
                 raise UsageError(f"%chat: no variable {args.agent_var!r} in the notebook")
             args.agent = self.shell.user_ns[args.agent_var]
+            if isinstance(args.agent, str) or args.agent is None:
+                raise UsageError(
+                    f"%chat: {args.agent_var} holds {type(args.agent).__name__}, not an agno "
+                    "Agent or a callable returning one (--agent takes an agent's name)"
+                )
         widget = make_widget(args)
         if args.name:
             if not args.name.isidentifier():
