@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +61,14 @@ def test_agent_names() -> None:
     assert split_agent_name("demo") is None
     assert split_agent_name("kernel:") is None
     assert split_agent_name("kernel:abc/") is None
+
+
+def test_kernel_side_never_imports_server_side() -> None:
+    code = (
+        "import sys, deltakit_nb.kernel.link, deltakit_nb.kernel.tools, deltakit_nb.widget\n"
+        "server = ('app', 'handlers', 'runs', 'kernel_runs', 'store', 'agents', 'eventlog')\n"
+        "print([m for m in sys.modules if m.startswith('jupyter_server') or "
+        "m.split('.')[-1] in server and m.startswith('deltakit_nb')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
