@@ -1,6 +1,7 @@
 """Streaming figures for deltakit_nb beside the seed recipe's server (figures, not a test).
 
     .venv/bin/python benchmarks/bench_stream.py [--chunks 20000] [--clients 20] [--no-peer]
+                                                [--kernel-only]
     .venv/bin/python benchmarks/bench_stream.py --first-token   # start-up figures only
 
 Starts a real Jupyter server with the extension and, unless --no-peer, the seed recipe's
@@ -17,6 +18,11 @@ their medians (the ratio of the bests is printed beside it).
 First-token latency (send → first text_delta) of the first run after a server start, with the
 background warm-up (`DeltakitApp.warm_up`) off and on, beside a warm run on the same server;
 and the time until a server answers, without and with the extension.
+
+The kernel-agent case (also alone with --kernel-only) does the same for an agent defined in a
+notebook kernel that a real server started: live start→done of the run it publishes through the
+server, against agno alone in that kernel (in a worker thread with its own loop, as the kernel
+runs agents), no history db in either.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -166,6 +173,102 @@ def live_beside_agno(
         for name in order:
             times[name].append(asyncio.run(measures[name]()))
     return times
+
+
+KERNEL_CELL = """
+import asyncio, concurrent.futures, time
+from agno.agent import Agent
+from deltakit_nb import ChatWidget
+from deltakit_nb.offline import OfflineModel
+
+def bench_agent():
+    return Agent(model=OfflineModel(chunk_delay=0), telemetry=False)
+
+async def _alone(n):
+    agent = bench_agent()
+    start = time.perf_counter()
+    async for _ in agent.arun(f"bench {n}", stream=True, stream_events=True):
+        pass
+    return time.perf_counter() - start
+
+def alone(n):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _alone(n)).result()
+
+print(ChatWidget(agent=bench_agent).agent)
+"""
+
+
+def kernel_agent(chunks: int, rounds: int = ROUNDS) -> dict[str, list[float]]:
+    """Seconds per round: agno alone in a notebook kernel, and the live run of the same agent
+    hosted by that kernel (start→done over the server's socket), in alternation."""
+    import tempfile
+
+    from jupyter_client.blocking.client import BlockingKernelClient
+    from kernelclient import execute, wait_ready
+
+    tmp = Path(tempfile.mkdtemp(prefix="deltakit-bench-kernel-"))
+    with JupyterProcess(tmp, env={"JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}) as server:
+        req = urllib.request.Request(
+            server.base + "/api/sessions",
+            method="POST",
+            data=json.dumps(
+                {"path": "b.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+            ).encode(),
+            headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as response:
+            kernel_id = json.loads(response.read())["kernel"]["id"]
+        kc = BlockingKernelClient()
+        kc.load_connection_file(str(tmp / "runtime" / f"kernel-{kernel_id}.json"))
+        kc.start_channels()
+        try:
+            wait_ready(kc)
+            agent = execute(kc, KERNEL_CELL).strip()
+            target = Target("kernel", server.ws_url, TOKEN)
+
+            async def one() -> float:
+                ws = await target.connect()
+                start = time.perf_counter()
+                await ws.write_message(json.dumps({"message": f"bench {chunks}", "agent": agent}))
+                events = await read_run(ws)
+                elapsed = time.perf_counter() - start
+                ws.close()
+                assert len(events) == chunks + 2, (len(events), events[-1])
+                return elapsed
+
+            def in_kernel() -> float:
+                return float(execute(kc, f"print(alone({chunks}))"))
+
+            asyncio.run(one())  # warm up
+            in_kernel()
+            times: dict[str, list[float]] = {"kernel_alone": [], "kernel_live": []}
+            for i in range(rounds):
+                if i % 2:
+                    times["kernel_alone"].append(in_kernel())
+                    times["kernel_live"].append(asyncio.run(one()))
+                else:
+                    times["kernel_live"].append(asyncio.run(one()))
+                    times["kernel_alone"].append(in_kernel())
+            return times
+        finally:
+            kc.stop_channels()
+
+
+def print_kernel_agent(times: dict[str, list[float]], chunks: int) -> None:
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
+    ratio = med["kernel_live"] / med["kernel_alone"]
+    print(
+        f"\nKernel agent, {chunks} chunks, {len(times['kernel_live'])} alternating rounds: "
+        "median (best) seconds\n"
+        f"agno alone in the kernel:               {med['kernel_alone']:8.3f} "
+        f"({low['kernel_alone']:.3f})\n"
+        f"live start→done, agent in the kernel:   {med['kernel_live']:8.3f} "
+        f"({low['kernel_live']:.3f})\n"
+        f"kernel live ÷ agno alone in the kernel: {ratio:8.3f} × "
+        f"(bests: {low['kernel_live'] / low['kernel_alone']:.3f} ×)"
+    )
 
 
 def start_peer() -> tuple[subprocess.Popen[bytes], int]:
@@ -317,11 +420,18 @@ def main() -> None:
     parser.add_argument(
         "--first-token", action="store_true", help="only the first-token and start-up figures"
     )
+    parser.add_argument(
+        "--kernel-only", action="store_true", help="measure only the kernel-agent case"
+    )
     args = parser.parse_args()
     n, clients = args.chunks, args.clients
     if args.first_token:
         first = first_token_figures()
         print_startup(first, *startup_overhead())
+        return
+    kernel_times = kernel_agent(n, ROUNDS if not args.kernel_only else 7)
+    if args.kernel_only:
+        print_kernel_agent(kernel_times, n)
         return
 
     import tempfile
@@ -392,6 +502,7 @@ def main() -> None:
     )
     print_startup(first, without, with_ext)
     print(f"\nmemory per buffered event (100k run):   {per_event:8.1f} bytes")
+    print_kernel_agent(kernel_times, n)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ChatWidget", "__version__", "list_threads"]
+__all__ = ["ChatWidget", "__version__", "list_threads", "notebook_tools"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from .serverlink import list_threads
 
         return list_threads
+    if name == "notebook_tools":
+        from .kernel.tools import notebook_tools
+
+        return notebook_tools
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -12,6 +12,7 @@ from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from .activity import ActivityReporter
 from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
+from .kernel_runs import KernelHosts
 from .private import private_store
 from .runs import MAX_RUNS_IN_MEMORY, Retention, RunRegistry
 from .store import open_store
@@ -112,6 +113,7 @@ class DeltakitApp(ExtensionApp):
     registry: RunRegistry
     catalog: AgentCatalog
     cells: CellBindings
+    kernel_hosts: KernelHosts
     load_error = ""  # why set-up failed; the endpoints then answer 503 with it
     activity: ActivityReporter | None = None
 
@@ -164,6 +166,7 @@ class DeltakitApp(ExtensionApp):
                 max_runs_in_memory=self.max_runs_in_memory,
             )
             self.cells = CellBindings(store)
+            self.kernel_hosts = KernelHosts()
         except BaseException:
             if store is not None:
                 store.close()
@@ -176,9 +179,10 @@ class DeltakitApp(ExtensionApp):
             self.handlers.extend(failed_handlers(failure_message(self.load_error)))
             return
         from .handlers import default_handlers
+        from .kernel_runs import default_handlers as kernel_handlers
         from .thread_handlers import default_handlers as thread_handlers
 
-        self.handlers.extend(default_handlers + thread_handlers)
+        self.handlers.extend(default_handlers + thread_handlers + kernel_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # Called once the event loop runs and the server listens: nothing here delays start-up.

@@ -18,6 +18,7 @@ from tornado.iostream import StreamClosedError
 
 from . import messages, protocol
 from .agents import AgentError
+from .kernel_wire import AGENT_PREFIX
 from .protocol import DecisionFrame, FollowFrame, FrameError, ResumeFrame, StartFrame
 from .runs import DecisionError, Run, RunLimitError
 
@@ -125,8 +126,12 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         app = self.deltakit
         self._starting = True  # a run this socket starts is no news to it
         try:
-            agent = app.catalog.resolve_name(frame.agent)
-            run = app.registry.start(frame.message, frame.thread_id or self._thread_id, agent)
+            thread_id = frame.thread_id or self._thread_id
+            if frame.agent and frame.agent.startswith(AGENT_PREFIX):
+                run = app.kernel_hosts.start(app.registry, frame.message, thread_id, frame.agent)
+            else:
+                agent = app.catalog.resolve_name(frame.agent)
+                run = app.registry.start(frame.message, thread_id, agent)
         except (AgentError, RunLimitError) as exc:
             self._send_error(str(exc))
             return

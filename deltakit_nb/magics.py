@@ -4,6 +4,7 @@
 
     %chat --agent demo --title "Scratch"     display a ChatWidget (the cell's conversation)
     %chat --new                              display one with a new conversation
+    %chat --agent-var my_agent               chat with an agno Agent made in the notebook
     %%chat --agent demo                      display one and send the cell body as the first
     What is 12 * (3 + 4)?                    message
 
@@ -38,6 +39,11 @@ def _height(value: str) -> int | str:
 class ChatMagics(Magics):
     @magic_arguments()
     @argument("--agent", "-a", help="Agent name (default: the server's default agent).")
+    @argument(
+        "--agent-var",
+        help="Name of a notebook variable holding an agno Agent (or a callable returning one): "
+        "the agent runs in this kernel.",
+    )
     @argument("--thread", "-t", help="Thread id: continue that conversation.")
     @argument("--new", action="store_true", help="Start a new conversation for this cell.")
     @argument("--title", help="Title shown above the chat.")
@@ -55,6 +61,18 @@ class ChatMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"%chat: {exc}") from exc
         args = self.chat.parser.parse_args(argv)
+        if args.agent_var is not None:
+            if args.agent:
+                raise UsageError("%chat: give --agent or --agent-var, not both")
+            assert self.shell is not None
+            if args.agent_var not in self.shell.user_ns:
+                raise UsageError(f"%chat: no variable {args.agent_var!r} in the notebook")
+            args.agent = self.shell.user_ns[args.agent_var]
+            if isinstance(args.agent, str) or args.agent is None:
+                raise UsageError(
+                    f"%chat: {args.agent_var} holds {type(args.agent).__name__}, not an agno "
+                    "Agent or a callable returning one (--agent takes an agent's name)"
+                )
         widget = make_widget(args)
         if args.name:
             if not args.name.isidentifier():

@@ -191,6 +191,8 @@ def parse_frame(data: str | bytes, max_message_chars: int) -> ClientFrame:
         raise FrameError("frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise FrameError("frame must be a JSON object")
+    if "op" in frame:  # the kernel channel's frames (kernel_wire): a browser may not publish
+        raise FrameError("this socket does not take 'op' frames: only a kernel may publish")
     if FOLLOW_KEY in frame:
         return FollowFrame(thread_id=_optional_str(frame, FOLLOW_KEY))
     run_id = frame.get("runId")

@@ -8,13 +8,14 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import hitl, protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
+from .kernel_wire import AGENT_PREFIX as KERNEL_AGENT
 from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
@@ -88,6 +89,10 @@ class DecisionError(FrameError):
 
 # A paused run's decisions, checked: (the open requirements, a decision for each).
 Continuation = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+# Runs a run somewhere else than in this process (a kernel): publishes into `run.log` and
+# returns the outcome (status, error message); PAUSED with `run.requirements` set when it waits
+# for decisions. Called again with the continuation once they are taken.
+Runner = Callable[["Run", Continuation | None], Awaitable[tuple[RunStatus, str]]]
 
 
 @dataclass
@@ -105,6 +110,9 @@ class Run:
     # RunOutput when this process paused it (the run continues from it if there is no db).
     requirements: list[dict[str, Any]] = field(default_factory=list, repr=False)
     paused_output: Any = field(default=None, repr=False)
+    # A run that a Runner executes, and how to stop it (instead of agno's acancel_run here).
+    runner: Runner | None = field(default=None, repr=False)
+    stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -203,7 +211,10 @@ class RunRegistry:
         for run_id in store.paused_run_ids():
             stored = store.load_run(run_id)
             if stored is not None:
-                self._hold(Run.from_store(stored))
+                run = Run.from_store(stored)
+                self._hold(run)
+                if run.agent.startswith(KERNEL_AGENT):  # its kernel's link went with the server
+                    self.end_paused(run, RunStatus.INTERRUPTED)
         if self._live:
             log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._live))
 
@@ -221,13 +232,16 @@ class RunRegistry:
                 f"{self.max_concurrent_runs})"
             )
 
-    def start(self, message: str, thread_id: str | None, agent: str) -> Run:
+    def start(
+        self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
+    ) -> Run:
         self._check_capacity()
         run = Run(
             id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
             agent=agent,
             message=message,
+            runner=runner,
         )
         self._hold(run)
         if self.store is not None:
@@ -323,23 +337,32 @@ class RunRegistry:
         paused run has no task: it ends cancelled at once."""
         run = self._runs.get(run_id)
         if run is not None and run.status is RunStatus.PAUSED:
-            if self.store is not None:
-                self.store.follow(run.id, run.log, len(run.log))
-            run.log.append(protocol.done(RunStatus.CANCELLED))
-            run.requirements, run.paused_output = [], None
-            self._finished(run, RunStatus.CANCELLED)
+            self.end_paused(run, RunStatus.CANCELLED)
+            if run.stop is not None:  # a kernel holds the paused run: let it go
+                await run.stop()
             return True
         if run is None or run.done or run.task is None:
             return False
-        from agno.agent import Agent
+        if run.stop is not None:
+            await run.stop()
+        else:
+            from agno.agent import Agent
 
-        with contextlib.suppress(Exception):
-            await Agent.acancel_run(run.id)
+            with contextlib.suppress(Exception):
+                await Agent.acancel_run(run.id)
         _, pending = await asyncio.wait({run.task}, timeout=self.cancel_grace)
         if pending:
             run.task.cancel()
             await asyncio.wait({run.task}, timeout=self.cancel_grace)
         return True
+
+    def end_paused(self, run: Run, status: RunStatus) -> None:
+        """End a paused run (it has no task to stop) with `status`."""
+        if self.store is not None:
+            self.store.follow(run.id, run.log, len(run.log))
+        run.log.append(protocol.done(status))
+        run.requirements, run.paused_output = [], None
+        self._finished(run, status)
 
     async def shutdown(self) -> None:
         """Stop every live run (each ends as interrupted) and close the store."""
@@ -353,6 +376,8 @@ class RunRegistry:
             await asyncio.to_thread(self.store.close)
 
     async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
+        if run.runner is not None:
+            return await self._execute_elsewhere(run, run.runner, continuation)
         adapter = AgnoAdapter()
         run.status = RunStatus.RUNNING
         try:
@@ -373,6 +398,29 @@ class RunRegistry:
                 self._pause(run, adapter)
                 return
             terminal = adapter.finish(RunStatus.COMPLETED)
+        except asyncio.CancelledError:
+            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+            terminal = adapter.finish(status)
+        except Exception as exc:
+            log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
+            terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        for out in terminal:
+            run.log.append(out)
+        self._finished(run, adapter.status or RunStatus.COMPLETED)
+
+    async def _execute_elsewhere(
+        self, run: Run, runner: Runner, continuation: Continuation | None
+    ) -> None:
+        """`_execute` for a run that a Runner executes: it publishes, this ends the run."""
+        adapter = AgnoAdapter()
+        run.status = RunStatus.RUNNING
+        try:
+            outcome, message = await runner(run, continuation)
+            if outcome is RunStatus.PAUSED:
+                adapter.paused = run.requirements
+                self._pause(run, adapter)
+                return
+            terminal = adapter.finish(outcome, message)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
             terminal = adapter.finish(status)

@@ -53,7 +53,10 @@ class ChatWidget(anywidget.AnyWidget):
     _esm = _loader_esm()
 
     agent = traitlets.Unicode(
-        "", help="Configured agent name; empty for the server's default."
+        "",
+        help="Configured agent name; empty for the server's default. The constructor also "
+        "takes an agno Agent made in the notebook (or a callable returning one): it then runs "
+        "in this kernel and this trait holds its 'kernel:…' name.",
     ).tag(sync=True)
     thread_id = traitlets.Unicode(
         help="Conversation id. In a notebook cell it starts as the cell's key (the cell's "
@@ -105,8 +108,15 @@ class ChatWidget(anywidget.AnyWidget):
         elif key and "thread_id" not in kwargs:
             kwargs["thread_id"] = key
         kwargs.setdefault("_fresh", new or "thread_id" in explicit)
+        hosted = kwargs.get("agent")
+        if hosted is not None and not isinstance(hosted, str):
+            from deltakit_nb.kernel.link import host_agent
+
+            kwargs["agent"] = host_agent(hosted)
         super().__init__(**kwargs)
         self._explicit = explicit
+        # Shown in the repr instead of the 'kernel:…' name, which changes with every kernel.
+        self._hosted = None if hosted is None or isinstance(hosted, str) else _label(hosted)
 
     @traitlets.default("thread_id")
     def _default_thread_id(self) -> str:
@@ -222,8 +232,11 @@ class ChatWidget(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         # Stable across runs (nbval compares text/plain): no memory address, no random ids.
+        hosted = getattr(self, "_hosted", None)
         shown = [
-            f"{name}={getattr(self, name)!r}"
+            f"agent=<kernel agent {hosted!r}>"
+            if name == "agent" and hosted
+            else f"{name}={getattr(self, name)!r}"
             for name in _OPTIONS
             if name in getattr(self, "_explicit", ()) or (name == "agent" and self.agent)
         ]
@@ -259,6 +272,10 @@ def _check_values(req: dict[str, Any], values: dict[str, Any]) -> None:
         raise ValueError(
             f"respond() for {req.get('tool_name')}: {'; '.join(problems)} (expected {names})"
         )
+
+
+def _label(agent: Any) -> str:
+    return str(getattr(agent, "name", None) or getattr(agent, "__name__", "") or "agent")
 
 
 def _tool_markdown(call: dict[str, Any]) -> str:

@@ -1,0 +1,57 @@
+"""An agent defined in a notebook cell, in real JupyterLab: it runs in the kernel, its tool reads
+a notebook variable, a cell runs while it works, and a page reload mid-run resumes the run."""
+
+from __future__ import annotations
+
+from .browserkit import Session
+
+AGENT = """\
+from agno.agent import Agent
+from deltakit_nb import ChatWidget
+from deltakit_nb.offline import OfflineModel
+
+sales = {"region": ["north", "south"], "units": [12, 30]}
+
+def total_units(name: str) -> str:
+    '''Sum the units column of the table in variable `name`.'''
+    return str(sum(globals()[name]["units"]))
+
+agent = Agent(name="cell agent", model=OfflineModel(chunk_delay=0.03), tools=[total_units],
+              telemetry=False)
+ChatWidget(agent=agent, height=420)"""
+
+OTHER_CELL = "sales['units'].append(100)\nprint('units now', sum(sales['units']))"
+
+
+def test_a_cell_agent_chats_lets_cells_run_and_resumes_after_a_reload(session: Session) -> None:
+    session.lab.write_notebook("kernel_agent.ipynb", AGENT, OTHER_CELL)
+    session.open_lab("kernel_agent.ipynb")
+    session.run_cell(0)
+    session.wait_chat()
+
+    # The tool reads the notebook's variable; its result shows as a tool card.
+    first = session.send('tool total_units {"name": "sales"}')
+    session.wait_status("completed")
+    card = session.run_el(first).locator(".dk-tool[data-status=ok]")
+    assert card.locator(".dk-tool-result pre").text_content() == "42"
+    assert "kernel:" in (session.chat().locator(".dk-agent").text_content() or "")
+
+    # A long run; meanwhile another cell runs in the same kernel, and finishes first.
+    n = session.send("count 300 delay 0.03")
+    session.run_el(n).locator(".dk-text", has_text="10 11").wait_for()
+    run_id = session.chat().get_attribute("data-run-id")
+    assert run_id
+    session.run_cell(1)
+    assert "units now 142" in session.cell_output(1, "units now")
+    assert session.lab.run(run_id)["status"] == "running"
+
+    # Reload mid-run: the widget comes back on the same run, still streaming from the kernel.
+    session.save()
+    session.page.reload()
+    session.wait_notebook()
+    session.chat().and_(session.page.locator(f"[data-run-id='{run_id}']")).wait_for()
+    session.wait_status("completed", timeout=60_000)
+    shown = session.run_el(n).locator(".dk-assistant .dk-text").text_content() or ""
+    assert shown.strip() == session.lab.run_text(run_id).strip()
+    assert shown.split() == [str(i) for i in range(1, 301)]
+    assert not [m for m in session.console if "pageerror" in m]
