@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import hitl, protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
+from .images import ImageLimits
 from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
@@ -156,12 +157,14 @@ class RunRegistry:
         cancel_grace: float = 2.0,
         store: EventStore | None = None,
         retention: Retention | None = None,
+        image_limits: ImageLimits | None = None,
     ):
         self.build_agent = build_agent
         self.max_concurrent_runs = max_concurrent_runs
         self.cancel_grace = cancel_grace
         self.store = store
         self.retention = retention or Retention()
+        self.image_limits = image_limits or ImageLimits()
         self._runs: dict[str, Run] = {}
         self._stopping = False
         # Called with each run that starts in a thread (sockets that follow it); once per run,
@@ -330,7 +333,7 @@ class RunRegistry:
             await asyncio.to_thread(self.store.close)
 
     async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
-        adapter = AgnoAdapter()
+        adapter = AgnoAdapter(self.image_limits)
         run.status = RunStatus.RUNNING
         try:
             agent = await asyncio.to_thread(self.build_agent, run.agent)
