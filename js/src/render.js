@@ -62,6 +62,12 @@ function htmlFragment(html) {
   return tpl.content;
 }
 
+function lineCount(value, end) {
+  let n = 0;
+  for (let i = value.indexOf("\n"); i >= 0 && i < end; i = value.indexOf("\n", i + 1)) n += 1;
+  return n;
+}
+
 // A <pre> of the first lines of `value`, with "show all" when more are folded away.
 function foldedPre(value) {
   const { shown, hidden, lines } = fold(value);
@@ -538,7 +544,15 @@ export class ChatView {
       // Blocks settled: one render of the text after the head moves them into the head (the
       // settled part highlighted, once).
       const [settled, tail, start] = renderMarkdownSplit(rest, cut - slot.tailStart);
-      slot.head.append(htmlFragment(settled));
+      // Each settled piece is its own chunk with `content-visibility: auto`: the browser lays
+      // out and styles only the chunks in view, so a long answer does not make every frame
+      // lay out all of it again. The size hint (from its line count) keeps the scrollbar
+      // steady for chunks that were never shown.
+      const chunk = h("div", "dk-md-chunk");
+      const lines = lineCount(rest, start);
+      chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
+      chunk.append(htmlFragment(settled));
+      slot.head.append(chunk);
       slot.tail.innerHTML = tail; // sanitised by DOMPurify
       slot.tailStart += start;
       slot.cut = cut;
