@@ -125,11 +125,16 @@ export class Controller {
     this.advance();
   }
 
-  // Sends the message of a run that did not finish (failed, cancelled, interrupted) again, as a
-  // new run in this thread: `runId`'s, or the last run's when null.
+  // Sends the message of the last run again, as a new run in this thread, when that run did not
+  // finish (failed, cancelled, interrupted); `runId` (the kernel's request) must name it.
+  // Only the last run can be retried (a newer run may have answered it already).
   retry(runId = null) {
     const runs = this.state.runs;
-    const run = runId ? runs.find((r) => r.runId === runId) : runs[runs.length - 1];
+    const run = runs[runs.length - 1];
+    if (runId && run?.runId !== runId) {
+      this.dispatch({ type: "notice", message: "Retry: that run is no longer the last one of this conversation." });
+      return;
+    }
     if (!run || !["failed", "cancelled", "interrupted"].includes(run.status)) {
       this.dispatch({ type: "notice", message: "There is no failed, stopped or interrupted run to retry." });
       return;

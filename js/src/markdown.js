@@ -118,12 +118,13 @@ export function renderMarkdownSplit(text, cut) {
 
 // Where the settled part of a streaming text ends: after its last blank line that is not
 // inside a fenced code block. Only the part after it changes as deltas arrive, so only that
-// tail needs re-rendering per frame.
-export function stableSplit(text) {
-  let split = 0;
+// tail needs re-rendering per frame. `from`: an earlier result for a prefix of `text`, to scan
+// only what came after it (such a point is after a blank line and outside any fence).
+export function stableSplit(text, from = 0) {
+  let split = from;
   let fence = null;
-  let pos = 0;
-  let prevBlank = false;
+  let pos = from;
+  let prevBlank = from > 0;
   while (pos < text.length) {
     const nl = text.indexOf("\n", pos);
     if (nl < 0) break; // the last line is still being written

@@ -538,7 +538,7 @@ export class ChatView {
       slot.tailStart = 0; // where the tail's text starts; the head holds what is before it
       el.replaceChildren(slot.head, slot.tail);
     }
-    const cut = stableSplit(value);
+    const cut = stableSplit(value, slot.cut);
     const rest = value.slice(slot.tailStart);
     if (cut !== slot.cut) {
       // Blocks settled: one render of the text after the head moves them into the head (the

@@ -151,3 +151,15 @@ test("settled code blocks are highlighted (a registered language only); the open
   // no guessing for a language that is not registered
   assert.equal(dom(md.render("```cobol\nMOVE A TO B\n```\n", true)).querySelector("[class^=hljs]"), null);
 });
+
+test("stableSplit from an earlier split gives the same answer as a whole scan", () => {
+  let text = "";
+  for (let i = 1; i <= 30; i++) text += `## S${i}\n\npara ${i}\n\n\`\`\`py\nx = ${i}\n\n\ny\n\`\`\`\n- a\n- b\n\n`;
+  let cut = 0;
+  for (let end = 0; end <= text.length; end += 7) {
+    const prefix = text.slice(0, end);
+    const whole = stableSplit(prefix);
+    assert.equal(stableSplit(prefix, cut), whole, `at ${end}`);
+    cut = whole;
+  }
+});

@@ -28,7 +28,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def png(width: int = 160, height: int = 80) -> bytes:
     """A real RGB PNG: a blue-to-orange gradient."""
     rows = b"".join(
-        b"\x00" + b"".join(bytes((40 + 200 * x // width, 90, 220 - 200 * x // width)) for x in range(width))
+        b"\x00"
+        + b"".join(bytes((40 + 200 * x // width, 90, 220 - 200 * x // width)) for x in range(width))
         for _ in range(height)
     )
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -47,10 +48,14 @@ def picture(kind: str = "png") -> ToolResult:
         kind: "png", "big" or "svg".
     """
     if kind == "png":
-        return ToolResult(content="a 160x80 gradient", images=[Image(content=png(), mime_type="image/png")])
+        return ToolResult(
+            content="a 160x80 gradient", images=[Image(content=png(), mime_type="image/png")]
+        )
     if kind == "big":
         data = png() + b"\x00" * (3 << 20)  # bytes after IEND: still a PNG by its header
-        return ToolResult(content="a very large picture", images=[Image(content=data, mime_type="image/png")])
+        return ToolResult(
+            content="a very large picture", images=[Image(content=data, mime_type="image/png")]
+        )
     if kind == "svg":
         svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>'
         return ToolResult(

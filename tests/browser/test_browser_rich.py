@@ -26,7 +26,9 @@ def test_a_tool_image_is_shown_and_survives_a_reload_with_its_duration(session: 
     run_id = session.wait_status("completed")
     card = session.run_el(n).locator(".dk-tool")
     card.locator("[data-testid=dk-tool-image]").wait_for()
-    session.page.wait_for_function("() => document.querySelector('.dk-tool-image')?.naturalWidth > 0")
+    session.page.wait_for_function(
+        "() => document.querySelector('.dk-tool-image')?.naturalWidth > 0"
+    )
     assert session.page.evaluate(IMAGES) == [["blob", 160, 80]]
     # The server's record has the image once, as base64 data.
     (result,) = [e for e in session.lab.run(run_id)["events"] if e["type"] == "tool_result"]
@@ -39,7 +41,9 @@ def test_a_tool_image_is_shown_and_survives_a_reload_with_its_duration(session: 
     session.wait_notebook()
     card = session.run_el(n).locator(".dk-tool")
     card.locator("[data-testid=dk-tool-image]").wait_for()
-    session.page.wait_for_function("() => document.querySelector('.dk-tool-image')?.naturalWidth > 0")
+    session.page.wait_for_function(
+        "() => document.querySelector('.dk-tool-image')?.naturalWidth > 0"
+    )
     assert session.page.evaluate(IMAGES) == [["blob", 160, 80]]
     # The duration comes from the events' server timestamps: the same after the replay.
     assert card.locator(".dk-tool-time").inner_text() == live
@@ -67,7 +71,9 @@ def test_images_not_sent_show_a_placeholder_and_nothing_is_loaded(session: Sessi
 
 
 def test_code_is_highlighted_and_copy_puts_it_on_the_clipboard(session: Session) -> None:
-    session.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=session.lab.origin)
+    session.page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=session.lab.origin
+    )
     open_chat(session, "copy.ipynb")
     n = session.send("tell me about markdown")
     run_id = session.wait_status("completed")
@@ -82,7 +88,9 @@ def test_code_is_highlighted_and_copy_puts_it_on_the_clipboard(session: Session)
     # Copy answer: the whole answer as the server wrote it (markdown source).
     session.run_el(n).locator("[data-testid=dk-answer-copy]").click()
     session.run_el(n).locator("[data-testid=dk-answer-copy]", has_text="Copied").wait_for()
-    assert session.page.evaluate("() => navigator.clipboard.readText()") == session.lab.run_text(run_id)
+    assert session.page.evaluate("() => navigator.clipboard.readText()") == session.lab.run_text(
+        run_id
+    )
 
 
 def test_retry_after_a_failed_run_sends_the_message_again(session: Session) -> None:
@@ -109,10 +117,12 @@ def test_retry_after_a_failed_run_sends_the_message_again(session: Session) -> N
 
 def test_screenshots_of_a_rich_answer(session: Session) -> None:
     open_chat(session, "rich-shot.ipynb")
-    session.send('tool picture {"kind": "png"}')
-    session.wait_status("completed")
     session.send("tell me about markdown")
     session.wait_status("completed")
+    session.send('tool picture {"kind": "png"}')
+    session.wait_status("completed")
+    session.chat().evaluate("el => { el.style.height = '820px'; }")
+    session.page.mouse.move(0, 0)
     ARTIFACTS.mkdir(exist_ok=True)
     for theme in ("light", "dark"):
         session.command("apputils:change-theme", {"theme": f"JupyterLab {theme.title()}"})
@@ -120,6 +130,29 @@ def test_screenshots_of_a_rich_answer(session: Session) -> None:
             "(t) => document.body.dataset.jpThemeLight === String(t === 'light')", arg=theme
         )
         session.page.wait_for_timeout(300)  # the theme's CSS variables settle
+        session.chat().locator(".dk-log").evaluate("el => { el.scrollTop = el.scrollHeight; }")
         path = ARTIFACTS / f"widget-rich-{theme}.png"
         session.chat().screenshot(path=str(path))
         assert path.stat().st_size > 10_000
+
+
+def test_the_kernels_retry_sends_the_failed_message_again(session: Session) -> None:
+    session.lab.write_notebook("kretry.ipynb", WIDGET, "chat.retry()\nprint('asked', chat.status)")
+    session.open_lab("kretry.ipynb")
+    session.run_cell(0)
+    session.wait_chat()
+    session.send("fail")
+    failed = session.wait_status("failed")
+    # chat.messages (synced at the run's end) must know the run before retry() can name it.
+    session.page.wait_for_timeout(300)
+    session.run_cell(1)
+    session.cell_output(1, "asked")
+    session.page.wait_for_function(
+        "() => document.querySelector('.dk-chat').dataset.runCount === '2'", timeout=30_000
+    )
+    session.page.wait_for_function(
+        "(id) => { const c = document.querySelector('.dk-chat');"
+        " return c.dataset.runId && c.dataset.runId !== id && c.dataset.runStatus === 'failed'; }",
+        arg=failed,
+    )
+    assert session.run_el(2).locator(".dk-user").inner_text() == "fail"
