@@ -8,6 +8,7 @@ import { activeRun, isTerminal, runText } from "./reducer.js";
 import { relativeTime, shortId } from "./when.js";
 
 const RETRYABLE = ["failed", "cancelled", "interrupted"];
+const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see updateText)
 
 function h(tag, className, attrs = {}) {
   const el = document.createElement(tag);
@@ -68,17 +69,21 @@ function lineCount(value, end) {
   return n;
 }
 
-// A <pre> of the first lines of `value`, with "show all" when more are folded away.
+// A <pre> of `value` showing its first lines, with "show all" when more are folded away (the
+// rest is in the DOM, hidden, so the pre's text is always the whole value).
 function foldedPre(value) {
   const { shown, hidden, lines } = fold(value);
   const pre = text("pre", "dk-pre", shown);
   if (!hidden) return pre;
+  const rest = text("span", "dk-fold-rest", value.slice(shown.length));
+  rest.hidden = true;
+  pre.append(rest);
   const box = h("div", "dk-fold", { "data-testid": "dk-fold" });
   const more = text("button", "dk-fold-more", `show all (${lines} lines)`);
   more.setAttribute("type", "button");
   more.setAttribute("data-testid", "dk-fold-more");
   more.addEventListener("click", () => {
-    pre.textContent = value;
+    rest.hidden = false;
     more.remove();
   });
   box.append(pre, more);
@@ -544,13 +549,17 @@ export class ChatView {
       // Blocks settled: one render of the text after the head moves them into the head (the
       // settled part highlighted, once).
       const [settled, tail, start] = renderMarkdownSplit(rest, cut - slot.tailStart);
-      // Each settled piece is its own chunk with `content-visibility: auto`: the browser lays
-      // out and styles only the chunks in view, so a long answer does not make every frame
-      // lay out all of it again. The size hint (from its line count) keeps the scrollbar
-      // steady for chunks that were never shown.
+      // Past the first LAZY_AFTER characters of an answer, each settled piece is a chunk with
+      // `content-visibility: auto`: the browser lays out and styles only the chunks in view, so
+      // a long answer does not cost a layout of all of it (the DOM and its text are all there;
+      // only layout-dependent reads such as innerText see nothing in a chunk out of view). The
+      // size hint (from its line count) keeps the scrollbar steady for chunks never shown.
       const chunk = h("div", "dk-md-chunk");
-      const lines = lineCount(rest, start);
-      chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
+      if (slot.tailStart >= LAZY_AFTER) {
+        chunk.classList.add("dk-md-lazy");
+        const lines = lineCount(rest, start);
+        chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
+      }
       chunk.append(htmlFragment(settled));
       slot.head.append(chunk);
       slot.tail.innerHTML = tail; // sanitised by DOMPurify

@@ -3,6 +3,8 @@ images not sent, highlighted code with Copy, tool durations on replay, the run f
 
 from __future__ import annotations
 
+import json
+
 from .browserkit import ARTIFACTS, Session
 
 WIDGET = 'from deltakit_nb import ChatWidget\nchat = ChatWidget(agent="rich", height=560)\nchat'
@@ -156,3 +158,18 @@ def test_the_kernels_retry_sends_the_failed_message_again(session: Session) -> N
         arg=failed,
     )
     assert session.run_el(2).locator(".dk-user").inner_text() == "fail"
+
+
+def test_a_long_tool_result_is_folded_with_show_all(session: Session) -> None:
+    open_chat(session, "fold.ipynb")
+    reason = "\n".join(f"line {i}" for i in range(1, 41))
+    n = session.send("tool broken_tool " + json.dumps({"reason": reason}))
+    session.wait_status("completed")
+    result = session.run_el(n).locator(".dk-tool-result")
+    more = result.locator("[data-testid=dk-fold-more]")
+    assert more.inner_text().startswith("show all (")
+    shown = result.locator("pre").inner_text()
+    assert "line 1\n" in shown and "line 40" not in shown
+    more.click()
+    assert "line 40" in result.locator("pre").inner_text()
+    assert more.count() == 0
