@@ -9,6 +9,7 @@ PNG, JPEG, GIF or WebP image of the declared type (by their magic bytes), so the
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,17 @@ class ImageCollector:
         self.limits = limits
         self.seen: set[str] = set()
         self.sent_bytes = 0
+
+    def remember(self, encoded_events: list[str]) -> None:
+        """Count the images a run's earlier events sent (a paused run that continues: agno
+        repeats them on the continued run's tool results)."""
+        for text in encoded_events:
+            if '"images":' not in text:
+                continue
+            for entry in json.loads(text).get("images") or ():
+                self.seen.add(str(entry.get("id")))
+                if "data" in entry:
+                    self.sent_bytes += len(base64.b64decode(entry["data"]))
 
     def new_images(self, images: Any) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

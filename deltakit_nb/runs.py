@@ -347,6 +347,7 @@ class RunRegistry:
                     yield_run_output=True,
                 )
             else:
+                adapter.images.remember(run.log.encoded())
                 stream = await self._continue(agent, run, continuation[1])
             await relay(stream, adapter, run.log)
             if adapter.paused and adapter.status is None:

@@ -11,7 +11,7 @@ from agno.agent import Agent
 from agno.media import Image
 from agno.tools.function import ToolResult
 
-from deltakit_nb.offline import OfflineModel
+from deltakit_nb.offline import OfflineModel, confirm_action
 
 
 def png(width: int, height: int, noise: bool = False) -> bytes:
@@ -119,7 +119,7 @@ def plain() -> str:
     return "no picture"
 
 
-IMAGE_TOOLS = [plain, square, two_squares, noise, formats, not_images]
+IMAGE_TOOLS = [plain, square, two_squares, noise, formats, not_images, confirm_action]
 
 
 def image_agent() -> Agent:
