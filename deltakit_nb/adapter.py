@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from . import protocol
+from .images import ImageCollector, ImageLimits
 from .protocol import Event, RunStatus
 
 
@@ -29,6 +32,28 @@ def _text(value: Any) -> str:
         return str(value)
 
 
+def metrics_json(metrics: Any) -> dict[str, Any] | None:
+    """The run footer's figures from agno's RunMetrics: model, tokens, duration (seconds);
+    None when agno reports none of them."""
+    if metrics is None:
+        return None
+    out: dict[str, Any] = {}
+    details = getattr(metrics, "details", None) or {}
+    models = details.get("model") or []
+    if models:
+        out["model"] = str(getattr(models[0], "id", "") or "")
+    for key in ("input_tokens", "output_tokens"):
+        value = getattr(metrics, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out[key] = value
+    duration = getattr(metrics, "duration", None)
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        out["duration"] = round(float(duration), 3)
+    if not out.get("model"):
+        out.pop("model", None)
+    return out or None
+
+
 def _requirements(event: Any) -> list[Any]:
     """A RunPaused event's requirements (agno builds them from its tools when it has none)."""
     requirements = list(getattr(event, "requirements", None) or [])
@@ -46,8 +71,11 @@ class AgnoAdapter:
     terminal event (`done` or `error`) is emitted exactly once, at that point.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, image_limits: ImageLimits | None = None) -> None:
         self.status: RunStatus | None = None
+        self.images = ImageCollector(image_limits or ImageLimits())
+        self.metrics: dict[str, Any] | None = None
+        self.clock: Callable[[], float] = time.time  # the `ts` of tool events
         # Set by a RunPaused event: the run waits for decisions on these (protocol form).
         self.paused: list[dict[str, Any]] | None = None
         # agno's RunOutput, which the stream yields last (yield_run_output=True): a paused run
@@ -74,7 +102,10 @@ class AgnoAdapter:
             tool = event.tool
             return [
                 protocol.tool_call(
-                    tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id
+                    tool.tool_name or "",
+                    _arguments(tool.tool_args),
+                    tool.tool_call_id,
+                    self.clock(),
                 )
             ]
         if kind == "ToolCallCompleted" and event.tool is not None:
@@ -85,6 +116,8 @@ class AgnoAdapter:
                     tool.tool_name or "",
                     _text(tool.result),
                     bool(tool.tool_call_error),
+                    self.clock(),
+                    self.images.new_images(getattr(event, "images", None)),
                 )
             ]
         if kind == "RunPaused":
@@ -96,6 +129,7 @@ class AgnoAdapter:
             self.output = event
             return []
         if kind == "RunCompleted":
+            self.metrics = metrics_json(getattr(event, "metrics", None))
             return self._finish(RunStatus.COMPLETED)
         if kind == "RunCancelled":
             return self._finish(RunStatus.CANCELLED)
@@ -113,4 +147,4 @@ class AgnoAdapter:
         self.status = status
         if status is RunStatus.FAILED:
             return [protocol.error(message or "the agent run failed")]
-        return [protocol.done(status)]
+        return [protocol.done(status, self.metrics)]

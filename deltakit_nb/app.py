@@ -12,6 +12,7 @@ from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from .activity import ActivityReporter
 from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
+from .images import ImageLimits
 from .kernel_runs import KernelHosts
 from .private import private_store
 from .runs import MAX_RUNS_IN_MEMORY, Retention, RunRegistry
@@ -84,6 +85,15 @@ class DeltakitApp(ExtensionApp):
     max_age_days = Float(90.0, help="Finished runs older than this are dropped (0: never).").tag(
         config=True
     )
+    max_image_bytes = Int(
+        2 << 20,
+        help="Largest image a tool may return that is sent (raw bytes); a larger one is "
+        "replaced by a placeholder saying so.",
+    ).tag(config=True)
+    max_run_image_bytes = Int(
+        8 << 20,
+        help="Tool images sent per run in total (raw bytes); images over it become placeholders.",
+    ).tag(config=True)
     warm_up = Bool(
         True,
         help="Once the server listens, import agno and build the default agent in a background "
@@ -164,6 +174,7 @@ class DeltakitApp(ExtensionApp):
                 store=store,
                 retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
                 max_runs_in_memory=self.max_runs_in_memory,
+                image_limits=ImageLimits(self.max_image_bytes, self.max_run_image_bytes),
             )
             self.cells = CellBindings(store)
             self.kernel_hosts = KernelHosts()

@@ -23,6 +23,7 @@ with all of them.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from . import protocol
@@ -245,9 +246,10 @@ def settled_calls(requirement: dict[str, Any], decision: dict[str, Any]) -> list
     else:
         return []
     call_id, name = requirement["call_id"], requirement["tool_name"]
+    now = time.time()
     return [
-        protocol.tool_call(name, requirement["argument"], call_id),
-        protocol.tool_result(call_id, name, output, is_error),
+        protocol.tool_call(name, requirement["argument"], call_id, now),
+        protocol.tool_result(call_id, name, output, is_error, now),
     ]
 
 

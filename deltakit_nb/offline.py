@@ -7,6 +7,7 @@ what it does:
   count N [delay S]       "1 2 … N", one number a chunk, S seconds between chunks
   echo TEXT               TEXT back verbatim, in 6-character chunks
   tool NAME {json}        call tool NAME with those arguments, then report its result
+                          (tool plot {"kind": "line", "n": 50} draws a matplotlib figure)
   tool A {…} then tool B {…}   call A, then B, then report
                           (confirm_action, collect_input and run_elsewhere pause the run
                           for the user's approval, answer or result)
@@ -31,10 +32,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agno.agent import Agent
+from agno.media import Image
+from agno.metrics import MessageMetrics
 from agno.models.base import Model
 from agno.models.message import Message
 from agno.models.response import ModelResponse
 from agno.tools import tool
+from agno.tools.function import ToolResult
 
 Chunk = dict[str, Any]
 
@@ -128,6 +132,56 @@ def sleep_tool(seconds: float = 1.0) -> str:
     return f"slept {seconds} s"
 
 
+PLOT_KINDS = ("line", "bar", "scatter")
+MAX_PLOT_POINTS = 1000
+
+
+def plot(kind: str = "line", n: int = 50) -> ToolResult:
+    """Draw a demo plot with matplotlib and return it as a PNG image.
+
+    Args:
+        kind: "line", "bar" or "scatter".
+        n: how many points, 1 to 1000.
+    """
+    if kind not in PLOT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PLOT_KINDS)}, not {kind!r}")
+    if not 1 <= n <= MAX_PLOT_POINTS:
+        raise ValueError(f"n must be between 1 and {MAX_PLOT_POINTS}, not {n}")
+    try:
+        # Figure + Agg, not pyplot: no global state, safe in agno's tool thread.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise RuntimeError(
+            "the plot tool needs matplotlib: pip install 'deltakit_nb[lab]' "
+            "(or pip install matplotlib) where the Jupyter server runs, then restart it"
+        ) from None
+    import io
+    import math
+
+    xs = list(range(n))
+    # Deterministic data: the same picture every time.
+    ys = [math.sin(x / 6) + 0.3 * math.sin(x / 1.7) for x in xs]
+    fig = Figure(figsize=(6.4, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if kind == "line":
+        ax.plot(xs, ys)
+    elif kind == "bar":
+        ax.bar(xs, ys)
+    else:
+        ax.scatter(xs, ys, s=12)
+    ax.set_title(f"{kind} plot of {n} points")
+    ax.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    data = buffer.getvalue()
+    return ToolResult(
+        content=f"a {kind} plot of {n} points ({len(data)} bytes of PNG)",
+        images=[Image(content=data, mime_type="image/png")],
+    )
+
+
 # Human in the loop: each of these pauses the run until the user decides. (Never name one
 # ask_user or get_user_input: agno 3.1.10 treats tools of those names as its own built-ins.)
 
@@ -168,6 +222,7 @@ DEMO_TOOLS: list[Any] = [
     current_time,
     broken_tool,
     sleep_tool,
+    plot,
     confirm_action,
     collect_input,
     run_elsewhere,
@@ -219,6 +274,13 @@ class OfflineModel(Model):
 
     def plan(self, messages: list[Message]) -> tuple[list[Chunk], float]:
         """The chunks to stream for this conversation, and the delay between them."""
+        # agno hands a tool's images to the model in a user message right after the tool's
+        # result: not something the user said.
+        messages = [
+            m
+            for i, m in enumerate(messages)
+            if not (m.role == "user" and i > 0 and messages[i - 1].role == "tool")
+        ]
         users = [m.get_content_string() for m in messages if m.role == "user"]
         text = users[-1].strip() if users else ""
         last = messages[-1] if messages else None
@@ -302,13 +364,26 @@ class OfflineModel(Model):
             full.tool_calls.extend(delta.tool_calls)
         return full
 
+    @staticmethod
+    def usage(messages: list[Message], chunks: list[Chunk]) -> ModelResponse:
+        """Token counts, deterministic for the demo's run footer: a word of the prompt is an
+        input token, a chunk streamed is an output token."""
+        words = sum(len(m.get_content_string().split()) for m in messages)
+        return ModelResponse(
+            role="assistant",
+            response_usage=MessageMetrics(
+                input_tokens=words, output_tokens=len(chunks), total_tokens=words + len(chunks)
+            ),
+        )
+
     def invoke(self, messages: list[Message], *args: Any, **kwargs: Any) -> ModelResponse:
         chunks, _ = self.plan(messages)
-        return self._parse_provider_response(chunks)
+        full = self._parse_provider_response(chunks)
+        full.response_usage = self.usage(messages, chunks).response_usage
+        return full
 
     async def ainvoke(self, messages: list[Message], *args: Any, **kwargs: Any) -> ModelResponse:
-        chunks, _ = self.plan(messages)
-        return self._parse_provider_response(chunks)
+        return self.invoke(messages)
 
     def invoke_stream(
         self, messages: list[Message], *args: Any, **kwargs: Any
@@ -318,6 +393,7 @@ class OfflineModel(Model):
             if delay:
                 time.sleep(delay)
             yield self._parse_provider_response_delta(chunk)
+        yield self.usage(messages, chunks)
 
     async def ainvoke_stream(
         self, messages: list[Message], *args: Any, **kwargs: Any
@@ -327,6 +403,7 @@ class OfflineModel(Model):
             if delay:
                 await asyncio.sleep(delay)
             yield self._parse_provider_response_delta(chunk)
+        yield self.usage(messages, chunks)
 
 
 def demo_agent(chunk_delay: float | None = None, **agent_kwargs: Any) -> Agent:

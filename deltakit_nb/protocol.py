@@ -1,8 +1,9 @@
 """The wire protocol: event types, client frames, and how both are parsed and encoded.
 
 Compatible with DeltaKit's Agno WebSocket recipe: a client written for it works unchanged.
-Our additions (``eventId`` and ``runId`` on every event, ``status`` on ``done``, ``is_error`` on
-``tool_result``) are extra fields such a client ignores.
+Our additions (``eventId`` and ``runId`` on every event, ``status`` and ``metrics`` on ``done``,
+``ts`` on ``tool_call``/``tool_result``, ``is_error`` and ``images`` on ``tool_result``) are
+extra fields such a client ignores.
 """
 
 from __future__ import annotations
@@ -72,22 +73,45 @@ def reasoning(text: str) -> Event:
     return {"type": "reasoning", "text": text}
 
 
-def tool_call(tool_name: str, argument: str, call_id: str | None) -> Event:
-    return {"type": "tool_call", "tool_name": tool_name, "argument": argument, "call_id": call_id}
-
-
-def tool_result(call_id: str | None, tool_name: str, output: str, is_error: bool) -> Event:
+def tool_call(tool_name: str, argument: str, call_id: str | None, ts: float) -> Event:
+    """`ts`: the server's clock (epoch seconds) when the call started."""
     return {
+        "type": "tool_call",
+        "tool_name": tool_name,
+        "argument": argument,
+        "call_id": call_id,
+        "ts": ts,
+    }
+
+
+def tool_result(
+    call_id: str | None,
+    tool_name: str,
+    output: str,
+    is_error: bool,
+    ts: float,
+    images: list[dict[str, Any]] | None = None,
+) -> Event:
+    """`images`: this call's images (see deltakit_nb.images), present only when it has any."""
+    event: Event = {
         "type": "tool_result",
         "call_id": call_id,
         "tool_name": tool_name,
         "output": output,
         "is_error": is_error,
+        "ts": ts,
     }
+    if images:
+        event["images"] = images
+    return event
 
 
-def done(status: RunStatus) -> Event:
-    return {"type": "done", "status": status.value}
+def done(status: RunStatus, metrics: dict[str, Any] | None = None) -> Event:
+    """`metrics`: the run's model, tokens and duration as agno reports them (absent if none)."""
+    event: Event = {"type": "done", "status": status.value}
+    if metrics:
+        event["metrics"] = metrics
+    return event
 
 
 def error(message: str) -> Event:

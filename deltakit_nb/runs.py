@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import hitl, protocol
 from .adapter import AgnoAdapter
 from .eventlog import EventLog
+from .images import ImageLimits
 from .kernel_wire import AGENT_PREFIX as KERNEL_AGENT
 from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
@@ -168,6 +169,7 @@ class RunRegistry:
         store: EventStore | None = None,
         retention: Retention | None = None,
         max_runs_in_memory: int = MAX_RUNS_IN_MEMORY,
+        image_limits: ImageLimits | None = None,
     ):
         self.build_agent = build_agent
         self.max_concurrent_runs = max_concurrent_runs
@@ -181,6 +183,7 @@ class RunRegistry:
         # look-up) walks all of them: by id; per thread, in start order; and the finished
         # ones in the order they finished (the oldest is dropped first). `_live` holds the
         # runs in progress.
+        self.image_limits = image_limits or ImageLimits()
         self._runs: dict[str, Run] = {}
         self._threads: dict[str, dict[str, Run]] = {}
         self._done_runs: OrderedDict[str, Run] = OrderedDict()
@@ -378,7 +381,7 @@ class RunRegistry:
     async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
         if run.runner is not None:
             return await self._execute_elsewhere(run, run.runner, continuation)
-        adapter = AgnoAdapter()
+        adapter = AgnoAdapter(self.image_limits)
         run.status = RunStatus.RUNNING
         try:
             agent = await asyncio.to_thread(self.build_agent, run.agent)
@@ -392,6 +395,7 @@ class RunRegistry:
                     yield_run_output=True,
                 )
             else:
+                adapter.images.remember(run.log.encoded())
                 stream = await self._continue(agent, run, continuation[1])
             await relay(stream, adapter, run.log)
             if adapter.paused and adapter.status is None:

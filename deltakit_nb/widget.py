@@ -2,9 +2,10 @@
 
 The run lives in the Jupyter server, not in the kernel: the browser opens the WebSocket itself,
 so the conversation survives a page reload or a fresh kernel. The kernel side only sets options
-and posts requests (``send``/``stop``, and the decisions of ``approve``/``reject``/``respond``
-on a paused run) through synced state, and receives the finished conversation in ``messages``
-at the end of each run and a paused run's open requests in ``pending``.
+and posts requests (``send``/``stop``/``retry``, and the decisions of
+``approve``/``reject``/``respond`` on a paused run) through synced state, and receives the
+finished conversation in ``messages`` at the end of each run and a paused run's open requests
+in ``pending``.
 """
 
 from __future__ import annotations
@@ -155,6 +156,22 @@ class ChatWidget(anywidget.AnyWidget):
         """Stop the run in progress (or the one just requested with ``send``)."""
         self._request("stop")
 
+    def retry(self) -> None:
+        """Send the last run's message again, as a new run in the same thread, when that run
+        failed, was stopped or was interrupted (as its Retry button does)."""
+        status = self.status
+        if status not in _RETRYABLE:
+            raise RuntimeError(
+                f"retry(): the last run is {status!r}; only a failed, cancelled or "
+                "interrupted run can be retried"
+            )
+        asked = [m for m in self.messages if m.get("role") == "user"]
+        last = asked[-1] if asked else None
+        if last is None or last.get("run_id") != self.run_id or not last.get("text"):
+            raise RuntimeError("retry(): the last run's message is not known yet; try again")
+        # The front end checks that run_id is still its last run, then sends `text`.
+        self._request("retry", run_id=self.run_id, text=str(last["text"]))
+
     def approve(self, note: str | None = None) -> None:
         """Allow the tool call(s) the paused run waits to confirm, as the card's Approve does."""
         self._decide(_CONFIRM, "approve", lambda r: _confirmation(r, True, note))
@@ -244,6 +261,7 @@ class ChatWidget(anywidget.AnyWidget):
 
 
 _CONFIRM = ("confirmation",)
+_RETRYABLE = ("failed", "cancelled", "interrupted")
 
 
 def _confirmation(req: dict[str, Any], approve: bool, note: str | None) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from deltakit_nb.adapter import AgnoAdapter
@@ -19,8 +21,12 @@ def agno_events(message: str, **kwargs: Any) -> list[Any]:
     return asyncio.run(collect())
 
 
-def translate(events: list[Any]) -> tuple[list[dict], AgnoAdapter]:
+def translate(
+    events: list[Any], clock: Callable[[], float] | None = None
+) -> tuple[list[dict], AgnoAdapter]:
     adapter = AgnoAdapter()
+    if clock is not None:
+        adapter.clock = clock
     return [out for e in events for out in adapter.translate(e)], adapter
 
 
@@ -28,7 +34,7 @@ def test_text_and_reasoning() -> None:
     raw = agno_events("hello there")
     out, adapter = translate(raw)
     assert adapter.status is RunStatus.COMPLETED
-    assert out[-1] == {"type": "done", "status": "completed"}
+    assert out[-1]["type"] == "done" and out[-1]["status"] == "completed"
     answer = "".join(e["delta"] for e in out if e["type"] == "text_delta")
     completed = next(e for e in raw if e.event == "RunCompleted")
     assert answer == completed.content
@@ -40,10 +46,15 @@ def test_text_and_reasoning() -> None:
 
 def test_tool_call_and_result() -> None:
     raw = agno_events("what is 6 * 7")
+    before = time.time()
     out, _ = translate(raw)
+    after = time.time()
     [call] = [e for e in out if e["type"] == "tool_call"]
     [result] = [e for e in out if e["type"] == "tool_result"]
     started = next(e for e in raw if e.event == "ToolCallStarted")
+    # the server's clock when each was translated (appended), for the card's duration
+    assert before <= call.pop("ts") <= result["ts"] <= after
+    result.pop("ts")
     assert call == {
         "type": "tool_call",
         "tool_name": "calculator",

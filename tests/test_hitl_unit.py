@@ -101,6 +101,7 @@ def test_check_decisions() -> None:
 def test_settled_calls_for_a_rejection_and_an_external_result() -> None:
     req = {"id": "a", "kind": "confirmation", "call_id": "c", "tool_name": "t", "argument": "{}"}
     call, result = hitl.settled_calls(req, {"id": "a", "approve": False, "note": "no"})
+    assert call.pop("ts") == result["ts"] > 0
     assert call == {"type": "tool_call", "tool_name": "t", "argument": "{}", "call_id": "c"}
     assert result["output"] == "Rejected by the user: no" and result["is_error"] is True
     assert hitl.settled_calls(req, {"id": "a", "approve": False})[1]["output"] == (

@@ -21,6 +21,7 @@ from deltakit_nb.runs import relay
 class CountingAdapter(AgnoAdapter):
     def __init__(self) -> None:
         super().__init__()
+        self.clock = lambda: 1.0
         self.translated = 0
 
     def translate(self, event: Any) -> list[dict]:
@@ -61,7 +62,7 @@ def test_the_relay_logs_exactly_what_translate_gives() -> None:
     ):
         raw = agno_events(message)
         generic = EventLog("r-1")
-        for out in translate(raw)[0]:
+        for out in translate(raw, clock=lambda: 1.0)[0]:
             generic.append(out)
         fast, adapter = EventLog("r-1"), CountingAdapter()
 
@@ -125,7 +126,7 @@ def test_a_stream_that_never_awaits_still_lets_readers_in() -> None:
 def test_buffered_texts_get_their_ids_before_anything_appended_after_them() -> None:
     log = EventLog("r-1")
     log.texts += ["a", "b"]
-    log.append(protocol.tool_call("clock", "{}", "t1"))
+    log.append(protocol.tool_call("clock", "{}", "t1", 0.0))
     log.texts.append("c")
     log.close()  # closing flushes too
     events = [json.loads(e) for e in log.encoded()]

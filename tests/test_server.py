@@ -39,9 +39,13 @@ async def test_run_streams_to_done(jp_ws_fetch: Any, jp_fetch: Any) -> None:
     assert events[0]["threadId"] == "t1" and events[0]["agent"] == "demo"
     assert text(events) == "hello, streaming world!"
     assert sum(e["type"] == "text_delta" for e in events) > 1
+    metrics = events[-1]["metrics"]  # the run footer's figures, as agno reports them
+    assert metrics["model"] == "offline" and metrics["output_tokens"] == 4  # 6-char chunks
+    assert metrics["input_tokens"] > 0 and metrics["duration"] >= 0
     assert events[-1] == {
         "type": "done",
         "status": "completed",
+        "metrics": metrics,
         "eventId": len(events) - 1,
         "runId": run_id,
     }

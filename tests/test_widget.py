@@ -285,3 +285,36 @@ def test_decisions_without_a_waiting_request_are_clear_errors_and_send_nothing()
     with pytest.raises(ValueError, match="the request 'zz'"):
         w.respond({"answer": "a"}, id="zz")
     assert decisions(w) == [("r1", [{"id": "q5", "values": {"answer": "a"}}])]
+
+
+def finished(run_id: str, text: str, status: str) -> list[dict[str, Any]]:
+    """The two `messages` entries the front end writes for a finished run."""
+    base = {"tool_calls": [], "status": status, "run_id": run_id}
+    return [{"role": "user", "text": text, **base}, {"role": "assistant", "text": "", **base}]
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "interrupted"])
+def test_retry_sends_the_last_runs_message_again(status: str) -> None:
+    w = ChatWidget()
+    messages = finished("r1", "first", "completed") + finished("r2", "do it again", status)
+    front_end_sets(w, messages=messages, run_id="r2", status=status)
+    w.retry()
+    [req] = synced_state(w)["_requests"]
+    assert (req["op"], req["run_id"], req["text"]) == ("retry", "r2", "do it again")
+
+
+def test_retry_when_the_last_run_did_not_fail_is_a_clear_error_and_sends_nothing() -> None:
+    w = ChatWidget()
+    with pytest.raises(RuntimeError, match="the last run is 'idle'; only a failed"):
+        w.retry()
+    front_end_sets(w, messages=finished("r1", "hi", "completed"), run_id="r1", status="completed")
+    with pytest.raises(RuntimeError, match="the last run is 'completed'"):
+        w.retry()
+    front_end_sets(w, run_id="r2", status="running")  # a new run after a failed one
+    with pytest.raises(RuntimeError, match="the last run is 'running'"):
+        w.retry()
+    # failed, but `messages` (written when it ended) does not hold it yet
+    front_end_sets(w, run_id="r2", status="failed")
+    with pytest.raises(RuntimeError, match="message is not known yet"):
+        w.retry()
+    assert synced_state(w)["_requests"] == []

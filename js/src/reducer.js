@@ -33,6 +33,8 @@ function newRun({ runId = null, localId = null, message = "", agent = "", status
     gap: false,
     stopRequested: false,
     requirements: [],
+    imageIds: [], // ids of the images already shown on a card of this run
+    metrics: null,
   };
 }
 
@@ -81,6 +83,50 @@ function argText(argument) {
   return typeof argument === "string" ? argument : JSON.stringify(argument ?? {});
 }
 
+// Server epoch seconds of an event (`ts` on tool_call/tool_result), or null.
+function tsOf(event) {
+  return typeof event.ts === "number" && Number.isFinite(event.ts) ? event.ts : null;
+}
+
+export const IMAGE_TYPES = Object.freeze(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+// The images of a `tool_result` this run has not shown yet. agno repeats every image of the run
+// so far on each completed tool call: an id is shown once, on the first card that carries it.
+// Only base64 data of an allowed type (or the server's placeholder) is kept; the view checks
+// the bytes again before showing anything.
+function newImages(run, raw) {
+  if (!Array.isArray(raw)) return [];
+  const out = [];
+  for (const img of raw) {
+    if (!img || typeof img !== "object" || typeof img.id !== "string" || !img.id) continue;
+    if (run.imageIds.includes(img.id)) continue;
+    const mimeType = String(img.mime_type ?? "");
+    let image;
+    if (typeof img.omitted === "string") image = { id: img.id, mimeType, omitted: img.omitted || "omitted" };
+    else if (IMAGE_TYPES.includes(mimeType) && typeof img.data === "string" && img.data) {
+      image = { id: img.id, mimeType, data: img.data };
+      if (Number.isInteger(img.width) && img.width > 0) image.width = img.width;
+      if (Number.isInteger(img.height) && img.height > 0) image.height = img.height;
+    } else image = { id: img.id, mimeType, omitted: "not an image this view shows" };
+    run.imageIds = [...run.imageIds, img.id];
+    out.push(image);
+  }
+  return out;
+}
+
+// `done.metrics` as the footer shows it, or null when the server sent none.
+function metricsOf(raw) {
+  if (!raw || typeof raw !== "object") return null;
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : null);
+  const m = {
+    model: typeof raw.model === "string" && raw.model ? raw.model : null,
+    inputTokens: num(raw.input_tokens),
+    outputTokens: num(raw.output_tokens),
+    duration: num(raw.duration),
+  };
+  return Object.values(m).some((v) => v !== null) ? m : null;
+}
+
 const KINDS = Object.freeze(["confirmation", "user_input", "external_execution", "user_feedback"]);
 
 // One requirement of a `run_paused` event, as the view and the kernel use it (null if unusable).
@@ -127,7 +173,17 @@ function onPaused(run, event) {
     // The card of the paused call, if it was announced; otherwise a card of its own.
     let i = req.callId != null ? findToolIndex(run, req.callId, null) : -1;
     if (i < 0) {
-      run.parts.push({ kind: "tool", callId: req.callId, name: req.toolName, args: req.args, result: null, isError: false });
+      run.parts.push({
+        kind: "tool",
+        callId: req.callId,
+        name: req.toolName,
+        args: req.args,
+        result: null,
+        isError: false,
+        startTs: null,
+        endTs: null,
+        images: [],
+      });
       i = run.parts.length - 1;
     }
     run.parts[i] = { ...run.parts[i], request: { ...req, sending: false, draft: null, error: null } };
@@ -174,7 +230,12 @@ function applyOne(run, event) {
       const i = event.call_id != null ? findToolIndex(run, event.call_id, null) : -1;
       if (i >= 0) {
         const { request: _, ...part } = run.parts[i];
-        run.parts[i] = { ...part, name: String(event.tool_name ?? part.name), args: argText(event.argument) || part.args };
+        run.parts[i] = {
+          ...part,
+          name: String(event.tool_name ?? part.name),
+          args: argText(event.argument) || part.args,
+          startTs: part.startTs ?? tsOf(event),
+        };
         break;
       }
       run.parts.push({
@@ -184,6 +245,9 @@ function applyOne(run, event) {
         args: argText(event.argument),
         result: null,
         isError: false,
+        startTs: tsOf(event),
+        endTs: null,
+        images: [],
       });
       break;
     }
@@ -197,9 +261,11 @@ function applyOne(run, event) {
       const i = findToolIndex(run, event.call_id ?? null, event.tool_name);
       const result = typeof event.output === "string" ? event.output : JSON.stringify(event.output);
       const isError = event.is_error === true;
+      const images = newImages(run, event.images);
+      const endTs = tsOf(event);
       if (i >= 0) {
         const { request: _, ...part } = run.parts[i];
-        run.parts[i] = { ...part, result, isError };
+        run.parts[i] = { ...part, result, isError, endTs, images: [...(part.images ?? []), ...images] };
       }
       else {
         run.parts.push({
@@ -209,12 +275,16 @@ function applyOne(run, event) {
           args: "",
           result,
           isError,
+          startTs: null,
+          endTs,
+          images,
         });
       }
       break;
     }
     case "done":
       run.status = isTerminal(event.status) ? event.status : "completed";
+      run.metrics = metricsOf(event.metrics);
       clearRequests(run, null);
       break;
     case "error":

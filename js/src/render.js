@@ -1,12 +1,14 @@
 // DOM for one view. Everything from the model or the server goes in through textContent,
 // except markdown, which goes through markdown.js (html:false + DOMPurify).
 import { buildDecision } from "./decision.js";
+import { fold, formatDuration, pretty, toolDuration } from "./fold.js";
+import { checkedImage } from "./images.js";
 import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
-import { activeRun, isTerminal } from "./reducer.js";
+import { activeRun, isTerminal, runText } from "./reducer.js";
 import { relativeTime, shortId } from "./when.js";
 
-const LONG_RESULT_CHARS = 600;
-const LONG_RESULT_LINES = 12;
+const RETRYABLE = ["failed", "cancelled", "interrupted"];
+const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see updateText)
 
 function h(tag, className, attrs = {}) {
   const el = document.createElement(tag);
@@ -21,14 +23,71 @@ function text(tag, className, value) {
   return el;
 }
 
-function pretty(value) {
-  if (value === "" || value == null) return "";
+// Copies `value`; the button says whether it worked (no permission: "Copy failed").
+async function copyText(button, value) {
+  let ok = false;
   try {
-    const parsed = JSON.parse(value);
-    return typeof parsed === "object" && parsed !== null ? JSON.stringify(parsed, null, 2) : String(value);
+    await navigator.clipboard.writeText(value);
+    ok = true;
   } catch {
-    return String(value);
+    ok = false;
   }
+  const label = button.dataset.label ?? button.textContent;
+  button.dataset.label = label;
+  button.textContent = ok ? "Copied" : "Copy failed";
+  clearTimeout(button._timer);
+  button._timer = setTimeout(() => (button.textContent = label), 1500);
+}
+
+// A Copy button on each code block of rendered markdown (added after sanitising: the model's
+// HTML may not contain buttons).
+function addCodeCopy(root) {
+  for (const pre of root.querySelectorAll("pre")) {
+    if (pre.parentElement?.classList.contains("dk-code")) continue;
+    const wrap = h("div", "dk-code");
+    const button = text("button", "dk-code-copy", "Copy");
+    button.setAttribute("type", "button");
+    button.setAttribute("title", "Copy this code");
+    button.setAttribute("data-testid", "dk-code-copy");
+    button.addEventListener("click", () => copyText(button, pre.textContent));
+    pre.replaceWith(wrap);
+    wrap.append(button, pre);
+  }
+}
+
+// Sanitised HTML as nodes with their code blocks' Copy buttons.
+function htmlFragment(html) {
+  const tpl = document.createElement("template");
+  tpl.innerHTML = html; // sanitised by DOMPurify in markdown.js
+  addCodeCopy(tpl.content);
+  return tpl.content;
+}
+
+function lineCount(value, end) {
+  let n = 0;
+  for (let i = value.indexOf("\n"); i >= 0 && i < end; i = value.indexOf("\n", i + 1)) n += 1;
+  return n;
+}
+
+// A <pre> of `value` showing its first lines, with "show all" when more are folded away (the
+// rest is in the DOM, hidden, so the pre's text is always the whole value).
+function foldedPre(value) {
+  const { shown, hidden, lines } = fold(value);
+  const pre = text("pre", "dk-pre", shown);
+  if (!hidden) return pre;
+  const rest = text("span", "dk-fold-rest", value.slice(shown.length));
+  rest.hidden = true;
+  pre.append(rest);
+  const box = h("div", "dk-fold", { "data-testid": "dk-fold" });
+  const more = text("button", "dk-fold-more", `show all (${lines} lines)`);
+  more.setAttribute("type", "button");
+  more.setAttribute("data-testid", "dk-fold-more");
+  more.addEventListener("click", () => {
+    rest.hidden = false;
+    more.remove();
+  });
+  box.append(pre, more);
+  return box;
 }
 
 const CONN_LABELS = {
@@ -50,6 +109,8 @@ export class ChatView {
     this.model = model;
     this.runs = new Map(); // run key -> { run, root, user, body, parts: [{ part, el, ... }] }
     this.stick = true;
+    this.urls = []; // object URLs of tool images, revoked on dispose
+    this.ticker = null; // ticks the elapsed time of running tool calls
     this.build();
     this.unsubscribe = controller.subscribe(() => this.update());
     this.onTraits = () => this.applyTraits();
@@ -311,6 +372,7 @@ export class ChatView {
 
     const seen = new Set();
     let prev = this.empty;
+    const last = state.runs[state.runs.length - 1];
     for (const run of state.runs) {
       seen.add(run.key);
       let entry = this.runs.get(run.key);
@@ -318,7 +380,11 @@ export class ChatView {
         entry = this.createRun(run);
         this.runs.set(run.key, entry);
       }
-      if (entry.run !== run) this.updateRun(entry, run);
+      // Only the last run offers Retry: its footer changes when a newer run appears.
+      if (entry.run !== run || entry.isLast !== (run === last)) {
+        entry.isLast = run === last;
+        this.updateRun(entry, run);
+      }
       if (prev.nextSibling !== entry.root) prev.after(entry.root);
       prev = entry.root;
     }
@@ -362,7 +428,7 @@ export class ChatView {
         slot = undefined;
       }
       if (!slot) {
-        slot = { part: null, el: null, streaming: null };
+        slot = { part: null, el: null, streaming: null, args: null, result: null, isError: null };
         slot.el = this.createPart(part);
         entry.body.append(slot.el);
         entry.parts[i] = slot;
@@ -377,6 +443,13 @@ export class ChatView {
 
     entry.typing.hidden = done || run.status === "paused" || run.parts.some((p) => p.kind === "text");
     entry.footer.replaceChildren();
+    this.updateFooter(entry, run, done);
+    entry.run = run;
+  }
+
+  // Status notes, the run's metrics, Copy of the whole answer and Retry of a run that did not
+  // finish.
+  updateFooter(entry, run, done) {
     if (run.status === "failed") {
       const err = h("div", "dk-error", { role: "alert", "data-testid": "dk-error" });
       err.textContent = run.error || "The run failed.";
@@ -386,7 +459,40 @@ export class ChatView {
     } else if (run.stopRequested && !done) {
       entry.footer.append(text("div", "dk-note dk-stopping", "Stopping…"));
     }
-    entry.run = run;
+    if (!done) return;
+    const line = h("div", "dk-run-meta", { "data-testid": "dk-run-meta" });
+    const m = run.metrics;
+    if (m) {
+      const bits = [
+        m.model,
+        m.inputTokens !== null ? `${m.inputTokens.toLocaleString("en")} in` : null,
+        m.outputTokens !== null ? `${m.outputTokens.toLocaleString("en")} out` : null,
+        m.duration !== null ? formatDuration(m.duration) : null,
+      ].filter(Boolean);
+      line.append(text("span", "dk-metrics", bits.join(" · ")));
+      line.lastChild.setAttribute("data-testid", "dk-metrics");
+    }
+    const answer = runText(run);
+    if (answer) {
+      const copy = text("button", "dk-answer-copy", "Copy answer");
+      copy.setAttribute("type", "button");
+      copy.setAttribute("title", "Copy the whole answer as markdown");
+      copy.setAttribute("data-testid", "dk-answer-copy");
+      copy.addEventListener("click", () => copyText(copy, answer));
+      line.append(copy);
+    }
+    if (RETRYABLE.includes(run.status) && entry.isLast) {
+      const retry = text("button", "dk-retry", "Retry");
+      retry.setAttribute("type", "button");
+      retry.setAttribute("title", "Send the same message again");
+      retry.setAttribute("data-testid", "dk-retry");
+      retry.addEventListener("click", () => {
+        this.stick = true;
+        this.controller.retry(run.runId);
+      });
+      line.append(retry);
+    }
+    if (line.childElementCount) entry.footer.append(line);
   }
 
   createPart(part) {
@@ -399,9 +505,10 @@ export class ChatView {
     const card = h("div", "dk-tool", { "data-testid": "dk-tool" });
     const head = h("div", "dk-tool-head");
     head.append(h("span", "dk-tool-icon"), h("span", "dk-tool-name"), h("span", "dk-tool-state"));
+    head.append(h("span", "dk-tool-time", { "data-testid": "dk-tool-time" }));
     const args = h("details", "dk-tool-args");
-    args.append(text("summary", "", "arguments"), h("pre", "dk-pre"));
-    card.append(head, args, h("div", "dk-tool-result-slot"));
+    args.append(text("summary", "", "arguments"), h("div", "dk-fold-slot"));
+    card.append(head, args, h("div", "dk-tool-result-slot"), h("div", "dk-tool-images"));
     return card;
   }
 
@@ -420,10 +527,11 @@ export class ChatView {
   updateText(slot, value, streaming) {
     const el = slot.el;
     if (!streaming) {
+      // Settled now: highlighted, with Copy buttons.
       if (slot.head) {
-        slot.tail.innerHTML = renderMarkdown(value.slice(slot.tailStart));
+        slot.tail.replaceChildren(htmlFragment(renderMarkdown(value.slice(slot.tailStart), true)));
       } else {
-        el.innerHTML = renderMarkdown(value); // sanitised by DOMPurify in markdown.js
+        el.replaceChildren(htmlFragment(renderMarkdown(value, true)));
       }
       slot.head = slot.tail = null;
       return;
@@ -435,17 +543,30 @@ export class ChatView {
       slot.tailStart = 0; // where the tail's text starts; the head holds what is before it
       el.replaceChildren(slot.head, slot.tail);
     }
-    const cut = stableSplit(value);
+    const cut = stableSplit(value, slot.cut);
     const rest = value.slice(slot.tailStart);
     if (cut !== slot.cut) {
-      // Blocks settled: one render of the text after the head moves them into the head.
+      // Blocks settled: one render of the text after the head moves them into the head (the
+      // settled part highlighted, once).
       const [settled, tail, start] = renderMarkdownSplit(rest, cut - slot.tailStart);
-      slot.head.insertAdjacentHTML("beforeend", settled); // sanitised by DOMPurify
-      slot.tail.innerHTML = tail;
+      // Past the first LAZY_AFTER characters of an answer, each settled piece is a chunk with
+      // `content-visibility: auto`: the browser lays out and styles only the chunks in view, so
+      // a long answer does not cost a layout of all of it (the DOM and its text are all there;
+      // only layout-dependent reads such as innerText see nothing in a chunk out of view). The
+      // size hint (from its line count) keeps the scrollbar steady for chunks never shown.
+      const chunk = h("div", "dk-md-chunk");
+      if (slot.tailStart >= LAZY_AFTER) {
+        chunk.classList.add("dk-md-lazy");
+        const lines = lineCount(rest, start);
+        chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
+      }
+      chunk.append(htmlFragment(settled));
+      slot.head.append(chunk);
+      slot.tail.innerHTML = tail; // sanitised by DOMPurify
       slot.tailStart += start;
       slot.cut = cut;
     } else {
-      slot.tail.innerHTML = renderMarkdown(rest);
+      slot.tail.innerHTML = renderMarkdown(rest); // sanitised by DOMPurify
     }
   }
 
@@ -459,9 +580,13 @@ export class ChatView {
     card.querySelector(".dk-tool-name").textContent = part.name;
     card.querySelector(".dk-tool-state").textContent =
       { running: "running…", ok: "done", error: "error", incomplete: "no result", waiting: "waiting for you" }[state];
-    const args = pretty(part.args);
+    this.updateToolTime(card, part, state);
+    const args = pretty(part.args) || "{}";
     const argsEl = card.querySelector(".dk-tool-args");
-    argsEl.querySelector("pre").textContent = args || "{}";
+    if (slot.args !== args) {
+      slot.args = args;
+      argsEl.querySelector(".dk-fold-slot").replaceChildren(foldedPre(args));
+    }
     if (waiting) argsEl.open = true; // what is being decided on is always in view
     else if (!argsEl.dataset.touched) {
       argsEl.open = args.length < 400;
@@ -470,20 +595,69 @@ export class ChatView {
     this.updateDecision(slot, waiting ? part.request : null, run.runId);
     const resultSlot = card.querySelector(".dk-tool-result-slot");
     if (part.result === null) {
-      resultSlot.replaceChildren();
+      if (slot.result !== null) resultSlot.replaceChildren();
+      slot.result = null;
+    } else if (slot.result !== part.result || slot.isError !== part.isError) {
+      slot.result = part.result;
+      slot.isError = part.isError;
+      const box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
+      box.append(text("div", "dk-tool-label", part.isError ? "error" : "result"), foldedPre(pretty(part.result)));
+      resultSlot.replaceChildren(box);
+    }
+    this.updateImages(card, part.images ?? []);
+  }
+
+  // Running: seconds since the call's server timestamp, ticking; done: end minus start.
+  updateToolTime(card, part, state) {
+    const el = card.querySelector(".dk-tool-time");
+    if (state === "running" && typeof part.startTs === "number") {
+      el.dataset.since = String(part.startTs);
+      el.textContent = formatDuration(Math.max(0, Date.now() / 1000 - part.startTs));
+      this.startTicker();
       return;
     }
-    const result = pretty(part.result);
-    const lines = result.split("\n").length;
-    const pre = text("pre", "dk-pre", result);
-    if (result.length > LONG_RESULT_CHARS || lines > LONG_RESULT_LINES) {
-      const details = h("details", "dk-tool-result", { "data-testid": "dk-tool-result" });
-      details.append(text("summary", "", `${part.isError ? "error" : "result"} (${lines} lines)`), pre);
-      resultSlot.replaceChildren(details);
-    } else {
-      const box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
-      box.append(text("div", "dk-tool-label", part.isError ? "error" : "result"), pre);
-      resultSlot.replaceChildren(box);
+    delete el.dataset.since;
+    const took = toolDuration(part);
+    el.textContent = took === null || state === "running" ? "" : formatDuration(took);
+    if (took !== null) card.dataset.duration = String(took);
+  }
+
+  startTicker() {
+    if (this.ticker) return;
+    this.ticker = setInterval(() => {
+      const live = this.root.querySelectorAll(".dk-tool-time[data-since]");
+      if (!live.length) {
+        clearInterval(this.ticker);
+        this.ticker = null;
+      }
+      const now = Date.now() / 1000;
+      for (const el of live) el.textContent = formatDuration(Math.max(0, now - Number(el.dataset.since)));
+    }, 250);
+  }
+
+  // Each image once (the reducer drops repeats by id); bytes not of the named type are not shown.
+  updateImages(card, images) {
+    const box = card.querySelector(".dk-tool-images");
+    const shown = new Set([...box.children].map((c) => c.dataset.imageId));
+    for (const image of images) {
+      if (shown.has(image.id)) continue;
+      const bytes = image.omitted ? null : checkedImage(image);
+      let el;
+      if (bytes) {
+        // A blob: URL of exactly the checked type; never a URL from the server or the model.
+        const url = URL.createObjectURL(new Blob([bytes], { type: image.mimeType }));
+        this.urls.push(url);
+        el = h("img", "dk-tool-image", { "data-testid": "dk-tool-image", alt: `image from ${card.dataset.toolName ?? "the tool"}` });
+        if (image.width) el.setAttribute("width", String(image.width));
+        if (image.height) el.setAttribute("height", String(image.height));
+        el.src = url;
+      } else {
+        const why = image.omitted ?? "its bytes are not the image type it claims";
+        el = text("div", "dk-tool-image-omitted", `Image not shown: ${why}`);
+        el.setAttribute("data-testid", "dk-tool-image-omitted");
+      }
+      el.dataset.imageId = image.id;
+      box.append(el);
     }
   }
 
@@ -504,6 +678,8 @@ export class ChatView {
 
   dispose() {
     this.unsubscribe();
+    clearInterval(this.ticker);
+    for (const url of this.urls) URL.revokeObjectURL(url);
     clearTimeout(this.copyTimer);
     document.removeEventListener("pointerdown", this.onOutside, true);
     for (const name of ["title", "placeholder", "height", "agent"]) this.model.off(`change:${name}`, this.onTraits);

@@ -91,6 +91,9 @@ test("a call announced by tool_call before the pause keeps one card, also when i
     args: '{"action": "x"}',
     result: "done: x",
     isError: false,
+    startTs: null,
+    endTs: null,
+    images: [],
   });
   assert.equal(run.parts.length, 2);
 });

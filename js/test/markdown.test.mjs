@@ -134,3 +134,32 @@ test("streamed in small pieces, head + tail always show what a whole render show
     assert.equal(shown, whole, `after ${n} chars`);
   }
 });
+
+test("settled code blocks are highlighted (a registered language only); the open tail never is", () => {
+  const text = "```python\ndef f(x):\n    return 'a'\n```\n\n```python\nimport os\n";
+  const [settled, tail] = md.renderSplit(text, stableSplit(text));
+  const head = dom(settled);
+  assert.ok(head.querySelector("code.language-python .hljs-keyword"), settled);
+  assert.equal(head.querySelector("code").textContent, "def f(x):\n    return 'a'\n");
+  assert.equal(dom(tail).querySelector(".hljs-keyword"), null, tail);
+  // a whole render highlights only when asked (a finished answer), and sanitises the result
+  assert.equal(dom(md.render("```js\nlet a = 1\n```\n")).querySelector("[class^=hljs]"), null);
+  assert.ok(dom(md.render("```js\nlet a = 1\n```\n", true)).querySelector(".hljs-keyword"));
+  const evil = dom(md.render("```html\n<img src=x onerror=alert(1)>\n```\n", true));
+  assert.equal(evil.querySelector("img"), null);
+  assert.equal(evil.querySelector("code").textContent, "<img src=x onerror=alert(1)>\n");
+  // no guessing for a language that is not registered
+  assert.equal(dom(md.render("```cobol\nMOVE A TO B\n```\n", true)).querySelector("[class^=hljs]"), null);
+});
+
+test("stableSplit from an earlier split gives the same answer as a whole scan", () => {
+  let text = "";
+  for (let i = 1; i <= 30; i++) text += `## S${i}\n\npara ${i}\n\n\`\`\`py\nx = ${i}\n\n\ny\n\`\`\`\n- a\n- b\n\n`;
+  let cut = 0;
+  for (let end = 0; end <= text.length; end += 7) {
+    const prefix = text.slice(0, end);
+    const whole = stableSplit(prefix);
+    assert.equal(stableSplit(prefix, cut), whole, `at ${end}`);
+    cut = whole;
+  }
+});

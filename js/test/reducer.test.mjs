@@ -55,6 +55,9 @@ test("a full run builds text, reasoning and a tool card in order", () => {
     args: '{"a": 1, "b": 2}',
     result: "3",
     isError: false,
+    startTs: null,
+    endTs: null,
+    images: [],
   });
   assert.equal(runText(run), FULL);
   assert.equal(activeRun(s), null);
