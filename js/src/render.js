@@ -43,6 +43,18 @@ const STATUS_NOTES = {
   interrupted: "Interrupted — the server stopped before this run finished",
 };
 
+const NEST_STATES = {
+  completed: "done",
+  failed: "failed",
+  cancelled: "stopped",
+  interrupted: "interrupted",
+  skipped: "skipped",
+};
+
+function hasRequest(entry) {
+  return entry.parts.some((p) => p.request || (Array.isArray(p.parts) && hasRequest(p)) || p.members?.some(hasRequest));
+}
+
 export class ChatView {
   constructor(el, controller, model) {
     this.el = el;
@@ -353,27 +365,7 @@ export class ChatView {
     entry.assistant.dataset.status = run.status;
     if (entry.userText.textContent !== run.message) entry.userText.textContent = run.message;
 
-    run.parts.forEach((part, i) => {
-      const isLast = i === run.parts.length - 1;
-      const streaming = !done && isLast;
-      let slot = entry.parts[i];
-      if (slot && slot.part.kind !== part.kind) {
-        for (const s of entry.parts.splice(i)) s.el.remove();
-        slot = undefined;
-      }
-      if (!slot) {
-        slot = { part: null, el: null, streaming: null };
-        slot.el = this.createPart(part);
-        entry.body.append(slot.el);
-        entry.parts[i] = slot;
-      }
-      if (slot.part !== part || slot.streaming !== streaming) {
-        this.updatePart(slot, part, streaming, done, run);
-        slot.part = part;
-        slot.streaming = streaming;
-      }
-    });
-    for (const s of entry.parts.splice(run.parts.length)) s.el.remove();
+    this.renderParts(entry.body, entry.parts, run.parts, done, run);
 
     entry.typing.hidden = done || run.status === "paused" || run.parts.some((p) => p.kind === "text");
     entry.footer.replaceChildren();
@@ -389,19 +381,55 @@ export class ChatView {
     entry.run = run;
   }
 
-  createPart(part) {
+  // Keeps `slots` (one per part, in order) and their elements in `host` in step with `parts`.
+  // `done` says the parts' owner (the run, or a member or step inside it) has finished, so
+  // nothing in them streams any more.
+  renderParts(host, slots, parts, done, run) {
+    parts.forEach((part, i) => {
+      const streaming = !done && i === parts.length - 1;
+      let slot = slots[i];
+      if (slot && slot.part.kind !== part.kind) {
+        for (const s of slots.splice(i)) s.el.remove();
+        slot = undefined;
+      }
+      if (!slot) {
+        slot = { part: null, el: null, streaming: null, done: null };
+        slot.el = this.createPart(part, slot);
+        host.append(slot.el);
+        slots[i] = slot;
+      }
+      if (slot.part !== part || slot.streaming !== streaming || slot.done !== done) {
+        this.updatePart(slot, part, streaming, done, run);
+        slot.part = part;
+        slot.streaming = streaming;
+        slot.done = done;
+      }
+    });
+    for (const s of slots.splice(parts.length)) s.el.remove();
+  }
+
+  createPart(part, slot) {
     if (part.kind === "text") return h("div", "dk-text dk-markdown");
     if (part.kind === "reasoning") {
       const details = h("details", "dk-thinking", { "data-testid": "dk-thinking" });
       details.append(h("summary"), h("div", "dk-thinking-text"));
       return details;
     }
+    if (part.kind === "member" || part.kind === "step") return this.createNest(part.kind, slot);
     const card = h("div", "dk-tool", { "data-testid": "dk-tool" });
     const head = h("div", "dk-tool-head");
-    head.append(h("span", "dk-tool-icon"), h("span", "dk-tool-name"), h("span", "dk-tool-state"));
+    // Kept on the slot: a delegate card holds members' tool cards with the same classes.
+    slot.toolName = h("span", "dk-tool-name");
+    slot.toolState = h("span", "dk-tool-state");
+    head.append(h("span", "dk-tool-icon"), slot.toolName, slot.toolState);
     const args = h("details", "dk-tool-args");
+    slot.argsEl = args;
     args.append(text("summary", "", "arguments"), h("pre", "dk-pre"));
-    card.append(head, args, h("div", "dk-tool-result-slot"));
+    slot.resultSlot = h("div", "dk-tool-result-slot");
+    // A delegate call's members, each a nested card, stacked in the order they started.
+    slot.members = [];
+    slot.membersEl = h("div", "dk-members", { "data-testid": "dk-members" });
+    card.append(head, args, slot.membersEl, slot.resultSlot);
     return card;
   }
 
@@ -410,7 +438,68 @@ export class ChatView {
     else if (part.kind === "reasoning") {
       slot.el.querySelector("summary").textContent = streaming ? "Thinking…" : "Thoughts";
       slot.el.querySelector(".dk-thinking-text").textContent = part.text;
-    } else this.updateTool(slot, part, done, run);
+    } else if (part.kind === "member" || part.kind === "step") this.updateNest(slot, part, done, run);
+    else this.updateTool(slot, part, done, run);
+  }
+
+  // A member's card or a workflow step: a foldable box with its name and status, open while it
+  // works and folded once it is done (a fold the user changes stays theirs until then).
+  createNest(kind, slot) {
+    const el = h("details", `dk-nest dk-${kind}`, { "data-testid": `dk-${kind}` });
+    const head = h("summary", "dk-nest-head");
+    slot.nestIndex = text("span", "dk-nest-index", "");
+    slot.nestName = h("span", "dk-nest-name");
+    slot.nestState = h("span", "dk-nest-state");
+    head.append(h("span", "dk-nest-icon"), slot.nestIndex, slot.nestName, slot.nestState);
+    slot.nestBody = h("div", "dk-nest-body");
+    slot.nestError = h("div", "dk-error dk-nest-error", { role: "alert" });
+    slot.nestError.hidden = true;
+    slot.nestSlots = [];
+    slot.nestOpen = null;
+    el.append(head, slot.nestBody, slot.nestError);
+    return el;
+  }
+
+  updateNest(slot, entry, runDone, run) {
+    const el = slot.el;
+    const running = entry.status === "running" && !runDone;
+    const status = entry.status === "running" && runDone ? run.status : entry.status;
+    el.dataset.status = running ? "running" : status;
+    el.dataset.name = entry.name;
+    if (entry.kind === "member" && entry.runId) el.dataset.memberRunId = entry.runId;
+    slot.nestIndex.textContent = entry.kind === "step" && Number.isInteger(entry.index) ? `${entry.index + 1}` : "";
+    slot.nestIndex.hidden = !slot.nestIndex.textContent;
+    slot.nestName.textContent = entry.name;
+    slot.nestState.textContent = running
+      ? entry.kind === "step" ? "running…" : "working…"
+      : NEST_STATES[status] ?? status;
+    if (slot.nestOpen !== running) {
+      el.open = running;
+      slot.nestOpen = running;
+    }
+    // A request for the user inside keeps the box open: what is being decided is always in view.
+    if (run.status === "paused" && hasRequest(entry)) el.open = true;
+    this.renderParts(slot.nestBody, slot.nestSlots, entry.parts, !running, run);
+    slot.nestError.hidden = !entry.error;
+    slot.nestError.textContent = entry.error ?? "";
+  }
+
+  updateMembers(slot, members, done, run) {
+    members.forEach((m, i) => {
+      let ms = slot.members[i];
+      if (!ms) {
+        ms = { part: null, el: null, done: null };
+        ms.el = this.createNest("member", ms);
+        slot.membersEl.append(ms.el);
+        slot.members[i] = ms;
+      }
+      if (ms.part !== m || ms.done !== done) {
+        this.updateNest(ms, m, done, run);
+        ms.part = m;
+        ms.done = done;
+      }
+    });
+    for (const ms of slot.members.splice(members.length)) ms.el.remove();
   }
 
   // While streaming, the settled blocks are rendered once (appended to the head) and only the
@@ -456,11 +545,11 @@ export class ChatView {
     card.dataset.status = state;
     card.dataset.toolName = part.name;
     if (part.callId) card.dataset.callId = part.callId;
-    card.querySelector(".dk-tool-name").textContent = part.name;
-    card.querySelector(".dk-tool-state").textContent =
+    slot.toolName.textContent = part.name;
+    slot.toolState.textContent =
       { running: "running…", ok: "done", error: "error", incomplete: "no result", waiting: "waiting for you" }[state];
     const args = pretty(part.args);
-    const argsEl = card.querySelector(".dk-tool-args");
+    const argsEl = slot.argsEl;
     argsEl.querySelector("pre").textContent = args || "{}";
     if (waiting) argsEl.open = true; // what is being decided on is always in view
     else if (!argsEl.dataset.touched) {
@@ -468,7 +557,8 @@ export class ChatView {
       argsEl.dataset.touched = "1";
     }
     this.updateDecision(slot, waiting ? part.request : null, run.runId);
-    const resultSlot = card.querySelector(".dk-tool-result-slot");
+    this.updateMembers(slot, part.members ?? [], done, run);
+    const resultSlot = slot.resultSlot;
     if (part.result === null) {
       resultSlot.replaceChildren();
       return;
@@ -476,7 +566,8 @@ export class ChatView {
     const result = pretty(part.result);
     const lines = result.split("\n").length;
     const pre = text("pre", "dk-pre", result);
-    if (result.length > LONG_RESULT_CHARS || lines > LONG_RESULT_LINES) {
+    // A delegate's result repeats its members' answers, which are in view above: folded.
+    if (part.members?.length || result.length > LONG_RESULT_CHARS || lines > LONG_RESULT_LINES) {
       const details = h("details", "dk-tool-result", { "data-testid": "dk-tool-result" });
       details.append(text("summary", "", `${part.isError ? "error" : "result"} (${lines} lines)`), pre);
       resultSlot.replaceChildren(details);
