@@ -261,8 +261,12 @@ function stepHost(run, step) {
   return run.parts[i];
 }
 
-const CONTENT = Object.freeze(["text_delta", "reasoning", "tool_call", "tool_result"]);
-const MEMBER_END = Object.freeze({ done: null, error: "failed", run_completed: "completed", run_error: "failed", run_cancelled: "cancelled" });
+// A member's text comes as `member_text_delta` (so that a client knowing only `text_delta` never
+// mixes it into the leader's answer); its other events are the usual kinds with `member`.
+const CONTENT = Object.freeze(["text_delta", "member_text_delta", "reasoning", "tool_call", "tool_result"]);
+// The end of a member's run: `member_done` (its `status`, `message` when it failed); a plain
+// `done` or `error` that carries `member` is read the same way.
+const MEMBER_END = Object.freeze({ member_done: null, done: null, error: "failed" });
 
 // A member's or a step's event; false when the event is the run's own.
 function applyNested(run, event) {
@@ -272,7 +276,7 @@ function applyNested(run, event) {
     const host = stepHost(run, step);
     if (event.type === "step_completed") {
       host.status = typeof event.status === "string" && event.status ? event.status : "completed";
-      if (typeof event.error === "string") host.error = event.error;
+      if (typeof event.message === "string" && event.message) host.error = event.message;
       settle(host, host.status);
     }
     return true;
@@ -281,11 +285,12 @@ function applyNested(run, event) {
   const member = memberOf(event.member);
   const content = CONTENT.includes(event.type);
   if (!member && !(step && content)) return false;
-  if (member && !content && !(event.type in MEMBER_END) && event.type !== "run_started") return false;
+  const starts = event.type === "member_started" || event.type === "run_started";
+  if (member && !content && !(event.type in MEMBER_END) && !starts) return false;
   let host = step ? stepHost(run, step) : run;
   if (member) host = memberHost(host, member, typeof event.parent_call_id === "string" ? event.parent_call_id : null);
   if (content) applyContent(host, event);
-  else if (event.type !== "run_started") {
+  else if (!starts) {
     const status = MEMBER_END[event.type] ?? (isTerminal(event.status) ? event.status : "completed");
     host.status = status;
     if (status === "failed") host.error = typeof event.message === "string" ? event.message : "The member failed.";
@@ -352,6 +357,7 @@ function applyOne(run, event) {
 function applyContent(run, event) {
   switch (event.type) {
     case "text_delta":
+    case "member_text_delta":
       appendText(run, "text", event.delta);
       break;
     case "reasoning":
@@ -617,11 +623,14 @@ export function activeRun(state) {
   return null;
 }
 
+// The run's answer: its text and its workflow steps' (a step's text is the workflow's answer, sent
+// as plain `text_delta`s), never a team member's.
 export function runText(run) {
-  return run.parts
-    .filter((p) => p.kind === "text")
-    .map((p) => p.text)
-    .join("");
+  return ownText(run);
+}
+
+function ownText(host) {
+  return host.parts.map((p) => (p.kind === "text" ? p.text : p.kind === "step" ? ownText(p) : "")).join("");
 }
 
 function parseArgs(args) {
@@ -633,11 +642,11 @@ function parseArgs(args) {
   }
 }
 
-// A run's or a nested entry's own work, plain JSON: its text (never its members'), its tool
+// A run's or a nested entry's own work, plain JSON: its text (its steps' too, never its members'), its tool
 // calls (a delegate call lists its members' work under `members`), its reasoning, and the
 // member parts and workflow steps it holds (`members`, `steps`) when it has any.
 function workOf(host) {
-  const text = host.parts.filter((p) => p.kind === "text").map((p) => p.text).join("");
+  const text = ownText(host);
   const reasoning = host.parts.filter((p) => p.kind === "reasoning").map((p) => p.text).join("");
   const out = {
     text,
@@ -654,7 +663,11 @@ function workOf(host) {
   if (members.length) out.members = members.map(memberWork);
   const steps = host.parts.filter((p) => p.kind === "step");
   if (steps.length) {
-    out.steps = steps.map((st) => ({ id: st.id, name: st.name, index: st.index, status: st.status, ...workOf(st) }));
+    out.steps = steps.map((st) => {
+      const step = { id: st.id, name: st.name, index: st.index, status: st.status, ...workOf(st) };
+      if (st.error) step.error = st.error;
+      return step;
+    });
   }
   return out;
 }

@@ -3,7 +3,8 @@ import { test } from "node:test";
 
 import { initialState, openRequests, reduce, runText, toMessages, toPending } from "../src/reducer.js";
 
-// Hand-written events in the planned wire shape of agno teams and workflows (issue 15).
+// Hand-written events in the wire shape of agno teams and workflows (issue 15): a member's text is
+// `member_text_delta`, its other events the usual kinds with `member` and `parent_call_id`.
 const R = { id: "researcher", name: "researcher", run_id: "m1" };
 const W = { id: "writer", name: "writer", run_id: "m2" };
 
@@ -17,11 +18,13 @@ function teamScript(runId = "r1") {
     { type: "run_started", agent: "team" },
     { type: "text_delta", delta: "Asking the researcher." },
     { type: "tool_call", tool_name: "delegate_task_to_member", call_id: "d1", argument: { member_id: "researcher", task: "what is 6 * 7?" } },
+    { type: "member_started", member: R, parent_call_id: "d1" },
     { type: "reasoning", text: "Multiply.", member: R, parent_call_id: "d1" },
     { type: "tool_call", tool_name: "multiply", call_id: "c1", argument: '{"a": 6, "b": 7}', member: R, parent_call_id: "d1" },
     { type: "tool_result", tool_name: "multiply", call_id: "c1", output: "42", member: R, parent_call_id: "d1" },
-    { type: "text_delta", delta: "It is ", member: R, parent_call_id: "d1" },
-    { type: "text_delta", delta: "**42**.", member: R, parent_call_id: "d1" },
+    { type: "member_text_delta", delta: "It is ", member: R, parent_call_id: "d1" },
+    { type: "member_text_delta", delta: "**42**.", member: R, parent_call_id: "d1" },
+    { type: "member_done", status: "completed", member: R, parent_call_id: "d1" },
     { type: "tool_result", tool_name: "delegate_task_to_member", call_id: "d1", output: "It is **42**." },
     { type: "text_delta", delta: " The answer is 42." },
     { type: "done", status: "completed" },
@@ -33,11 +36,11 @@ function parallelScript(runId = "r2") {
   return ids(runId, [
     { type: "run_started", agent: "team" },
     { type: "tool_call", tool_name: "delegate_task_to_members", call_id: "d2", argument: { task: "summarise X" } },
-    { type: "text_delta", delta: "R1 ", member: R, parent_call_id: "d2" },
-    { type: "text_delta", delta: "W1 ", member: W, parent_call_id: "d2" },
-    { type: "text_delta", delta: "R2", member: R, parent_call_id: "d2" },
-    { type: "done", status: "completed", member: R, parent_call_id: "d2" },
-    { type: "text_delta", delta: "W2", member: W, parent_call_id: "d2" },
+    { type: "member_text_delta", delta: "R1 ", member: R, parent_call_id: "d2" },
+    { type: "member_text_delta", delta: "W1 ", member: W, parent_call_id: "d2" },
+    { type: "member_text_delta", delta: "R2", member: R, parent_call_id: "d2" },
+    { type: "member_done", status: "completed", member: R, parent_call_id: "d2" },
+    { type: "member_text_delta", delta: "W2", member: W, parent_call_id: "d2" },
     { type: "tool_result", tool_name: "delegate_task_to_members", call_id: "d2", output: "R1 R2\nW1 W2" },
     { type: "text_delta", delta: "Both done." },
     { type: "done", status: "completed" },
@@ -50,14 +53,13 @@ function workflowScript(runId = "r3") {
   return ids(runId, [
     { type: "run_started", agent: "workflow" },
     { type: "step_started", step: s1 },
-    { type: "text_delta", delta: "Facts.", step: s1, member: R },
+    { type: "member_text_delta", delta: "Facts.", step: s1, member: R },
     { type: "step_completed", step: s1, status: "completed" },
     { type: "step_started", step: s2 },
     { type: "tool_call", tool_name: "add", call_id: "c9", argument: "{}", step: s2 },
     { type: "tool_result", tool_name: "add", call_id: "c9", output: "3", step: s2 },
     { type: "text_delta", delta: "Essay.", step: s2 },
     { type: "step_completed", step: s2, status: "completed" },
-    { type: "text_delta", delta: "Essay." },
     { type: "done", status: "completed" },
   ]);
 }
@@ -95,8 +97,9 @@ test("a member's text, reasoning and tool card go inside the leader's delegate c
 
 test("a member is running until its delegate call has a result", () => {
   const events = teamScript();
-  const run = feed(initialState(), events.slice(0, 8)).runs[0];
+  const run = feed(initialState(), events.slice(0, 9)).runs[0];
   assert.equal(run.parts[1].members[0].status, "running");
+  assert.equal(run.parts[1].members[0].parts[2].text, "It is **42**.");
   assert.equal(run.parts[1].result, null);
 });
 
@@ -154,8 +157,8 @@ test("a failing member shows failed: its error event, or its delegate result is_
   const own = ids("r5", [
     { type: "run_started", agent: "team" },
     { type: "tool_call", tool_name: "delegate_task_to_member", call_id: "d1", argument: {} },
-    { type: "text_delta", delta: "partial", member: R, parent_call_id: "d1" },
-    { type: "error", message: "member boom", member: R, parent_call_id: "d1" },
+    { type: "member_text_delta", delta: "partial", member: R, parent_call_id: "d1" },
+    { type: "member_done", status: "failed", message: "member boom", member: R, parent_call_id: "d1" },
     { type: "tool_result", call_id: "d1", tool_name: "delegate_task_to_member", output: "member boom", is_error: true },
     { type: "text_delta", delta: "The leader goes on." },
     { type: "done", status: "completed" },
@@ -171,15 +174,15 @@ test("a failing member shows failed: its error event, or its delegate result is_
 });
 
 test("Stop mid-member: the run is cancelled and its running member shows stopped", () => {
-  const events = teamScript().slice(0, 7);
-  events.push({ type: "done", status: "cancelled", runId: "r1", eventId: 7 });
+  const events = teamScript().slice(0, 8);
+  events.push({ type: "done", status: "cancelled", runId: "r1", eventId: 8 });
   const run = feed(initialState(), events).runs[0];
   assert.equal(run.status, "cancelled");
   assert.equal(run.parts[1].members[0].status, "cancelled");
   // A run cut off by a restart, known only from the server's snapshot, ends its members too.
   const hydrated = reduce(initialState(), {
     type: "hydrate",
-    thread: { runs: [{ run_id: "r1", message: "m", status: "interrupted", events: teamScript().slice(0, 7) }] },
+    thread: { runs: [{ run_id: "r1", message: "m", status: "interrupted", events: teamScript().slice(0, 8) }] },
   }).runs[0];
   assert.equal(hydrated.status, "interrupted");
   assert.equal(hydrated.parts[1].members[0].status, "interrupted");
@@ -191,10 +194,17 @@ test("a workflow's steps hold their content, each with its status", () => {
   assert.deepEqual(mid.parts.map((p) => [p.kind, p.name, p.status]), [["step", "research", "completed"], ["step", "write", "running"]]);
   assert.equal(mid.parts[0].parts[0].kind, "member", "a step's member work nests in the step");
   const run = feed(initialState(), events).runs[0];
-  assert.deepEqual(run.parts.map((p) => p.kind), ["step", "step", "text"]);
+  assert.deepEqual(run.parts.map((p) => p.kind), ["step", "step"]);
   assert.deepEqual(run.parts[1].parts.map((p) => p.kind), ["tool", "text"]);
   assert.equal(run.parts[1].status, "completed");
-  assert.equal(runText(run), "Essay.");
+  assert.equal(runText(run), "Essay.", "a step's own text is the workflow's answer, a member's is not");
+  // A failed step keeps its message.
+  const failed = feed(initialState(), [
+    ...events.slice(0, 5),
+    { type: "step_completed", step: { id: "s2", name: "write", index: 1 }, status: "failed", message: "no ink", runId: "r3", eventId: 5 },
+  ]).runs[0];
+  assert.equal(failed.parts[1].status, "failed");
+  assert.equal(failed.parts[1].error, "no ink");
 });
 
 test("a member's approval request shows on its card inside the member's card", () => {
