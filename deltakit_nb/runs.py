@@ -18,7 +18,7 @@ from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
-    from agno.agent import Agent
+    from .agents import Runnable
 
 log = logging.getLogger("deltakit_nb")
 
@@ -35,7 +35,17 @@ AGE_PRUNE_EVERY = 3600.0  # seconds between age-retention passes while the serve
 MEMORY_RUNS = 64
 
 
-async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventLog) -> None:
+class _NoFastPath:
+    """The content type of runnables whose text always goes through the adapter."""
+
+
+async def relay(
+    stream: AsyncIterator[Any],
+    adapter: AgnoAdapter,
+    events: EventLog,
+    content_type: Any = None,
+    run_id: str | None = None,
+) -> None:
     """Put a run's agno events into its log, as protocol events, until the stream ends.
 
     This loop runs once per agno event and shares the thread with agno, so the common case
@@ -43,8 +53,13 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
     content), for which `adapter.translate` would give `[text_delta(content)]` (or nothing for
     ""), goes into the log's `texts` list as it is; the log encodes those in a batch when the
     loop next yields (see EventLog). Every other event goes through `adapter.translate`.
+
+    `content_type` is that event's class (agno's agent RunContentEvent by default). A team's
+    stream also carries its members' agent events, so a team passes its own (team)
+    RunContentEvent and its `run_id`: text of any other run (a sub-team's) is a member's.
     """
-    from agno.run.agent import RunContentEvent
+    if content_type is None:
+        from agno.run.agent import RunContentEvent as content_type
 
     texts, flush = events.texts, events.flush
     loop = asyncio.get_running_loop()
@@ -53,10 +68,11 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
     yielded_at = clock()
     async for event in stream:
         if (
-            type(event) is RunContentEvent
+            type(event) is content_type
             and adapter.status is None
             and not event.reasoning_content
             and type(text := event.content) is str
+            and (run_id is None or event.run_id == run_id)
         ):
             if text:
                 if not texts:
@@ -69,6 +85,25 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
         if count % YIELD_EVERY == 0 and clock() - yielded_at >= YIELD_AFTER:
             await asyncio.sleep(0)
             yielded_at = clock()
+
+
+def _content_type(runnable: Any, adapter: AgnoAdapter, run_id: str) -> Any:
+    """The relay's fast-path event class for `runnable`, with `adapter` set up for its kind:
+    an Agent's own (None), a Team's (its members' text is not its own), none for a Workflow
+    (its text comes from its steps' agents, each a run of its own)."""
+    from agno.agent import Agent
+
+    if isinstance(runnable, Agent):
+        return None
+    adapter.run_id = run_id
+    from agno.team import Team
+
+    if isinstance(runnable, Team):
+        from agno.run.team import RunContentEvent
+
+        return RunContentEvent
+    adapter.workflow = True
+    return _NoFastPath
 
 
 class RunLimitError(RuntimeError):
@@ -102,6 +137,8 @@ class Run:
     # RunOutput when this process paused it (the run continues from it if there is no db).
     requirements: list[dict[str, Any]] = field(default_factory=list, repr=False)
     paused_output: Any = field(default=None, repr=False)
+    # The agno Agent, Team or Workflow of the current task (its cancel stops the run).
+    runnable: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -151,7 +188,7 @@ class RunRegistry:
 
     def __init__(
         self,
-        build_agent: Callable[[str], Agent],
+        build_agent: Callable[[str], Runnable],
         max_concurrent_runs: int = 100,
         cancel_grace: float = 2.0,
         store: EventStore | None = None,
@@ -310,8 +347,10 @@ class RunRegistry:
             return False
         from agno.agent import Agent
 
+        # A team's cancel also cancels its members' runs; a workflow's, its steps' agents.
+        runnable = run.runnable if run.runnable is not None else Agent
         with contextlib.suppress(Exception):
-            await Agent.acancel_run(run.id)
+            await runnable.acancel_run(run.id)
         _, pending = await asyncio.wait({run.task}, timeout=self.cancel_grace)
         if pending:
             run.task.cancel()
@@ -333,19 +372,21 @@ class RunRegistry:
         adapter = AgnoAdapter()
         run.status = RunStatus.RUNNING
         try:
-            agent = await asyncio.to_thread(self.build_agent, run.agent)
+            agent = run.runnable = await asyncio.to_thread(self.build_agent, run.agent)
+            content_type = _content_type(agent, adapter, run.id)
             if continuation is None:
+                kwargs: dict[str, Any] = {"yield_run_output": True} if not adapter.workflow else {}
                 stream = agent.arun(
                     run.message,
                     stream=True,
                     stream_events=True,
                     run_id=run.id,
                     session_id=run.thread_id,
-                    yield_run_output=True,
+                    **kwargs,
                 )
             else:
                 stream = await self._continue(agent, run, continuation[1])
-            await relay(stream, adapter, run.log)
+            await relay(stream, adapter, run.log, content_type, adapter.run_id)
             if adapter.paused and adapter.status is None:
                 self._pause(run, adapter)
                 return
@@ -361,7 +402,7 @@ class RunRegistry:
         self._finished(run, adapter.status or RunStatus.COMPLETED)
 
     @staticmethod
-    async def _continue(agent: Agent, run: Run, decisions: list[dict[str, Any]]) -> Any:
+    async def _continue(agent: Any, run: Run, decisions: list[dict[str, Any]]) -> Any:
         """agno's stream continuing `run` with the decisions applied to its requirements."""
         output = run.paused_output
         run.paused_output = None
