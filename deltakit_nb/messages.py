@@ -117,6 +117,8 @@ def _apply(run: _Work, event: Event) -> None:
     if member is not None:
         host = _member_host(host, member, event.get("parent_call_id"))
         if kind in ("member_done", "done", "error"):
+            if host.status in _TERMINAL:  # the first end is the member's (as in the widget)
+                return
             end = "failed" if kind == "error" else _str(event.get("status"))
             host.status = end if end in _TERMINAL else "completed"
             if host.status == "failed":

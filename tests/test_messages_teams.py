@@ -55,6 +55,7 @@ PARALLEL = [
     _in(R, "d2", type="member_text_delta", delta="R1 "),
     _in(W, "d2", type="member_text_delta", delta="W1"),
     _in(R, "d2", type="member_done", status="failed", message="boom"),
+    _in(R, "d2", type="member_done", status="completed"),  # the first end stands
     _in(W, None, type="member_text_delta", delta=" stray"),
     {"type": "text_delta", "delta": "Done."},
     {"type": "done", "status": "cancelled"},

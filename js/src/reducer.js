@@ -291,6 +291,9 @@ function applyNested(run, event) {
   if (member) host = memberHost(host, member, typeof event.parent_call_id === "string" ? event.parent_call_id : null);
   if (content) applyContent(host, event);
   else if (!starts) {
+    // The first end is the member's end: a stopped member may still report "completed" after
+    // its "cancelled" (agno ends its run twice).
+    if (isTerminal(host.status)) return true;
     const status = MEMBER_END[event.type] ?? (isTerminal(event.status) ? event.status : "completed");
     host.status = status;
     if (status === "failed") host.error = typeof event.message === "string" ? event.message : "The member failed.";

@@ -553,7 +553,8 @@ export class ChatView {
     argsEl.querySelector("pre").textContent = args || "{}";
     if (waiting) argsEl.open = true; // what is being decided on is always in view
     else if (!argsEl.dataset.touched) {
-      argsEl.open = args.length < 400;
+      // A delegate call's task is the member's first line of work, in view in its card below.
+      argsEl.open = args.length < 400 && !part.name.startsWith("delegate_task_to_member");
       argsEl.dataset.touched = "1";
     }
     this.updateDecision(slot, waiting ? part.request : null, run.runId);

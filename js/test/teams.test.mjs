@@ -175,7 +175,10 @@ test("a failing member shows failed: its error event, or its delegate result is_
 
 test("Stop mid-member: the run is cancelled and its running member shows stopped", () => {
   const events = teamScript().slice(0, 8);
-  events.push({ type: "done", status: "cancelled", runId: "r1", eventId: 8 });
+  events.push({ type: "member_done", status: "cancelled", member: R, parent_call_id: "d1", runId: "r1", eventId: 8 });
+  // agno may end a stopped member twice; the first end stands.
+  events.push({ type: "member_done", status: "completed", member: R, parent_call_id: "d1", runId: "r1", eventId: 9 });
+  events.push({ type: "done", status: "cancelled", runId: "r1", eventId: 10 });
   const run = feed(initialState(), events).runs[0];
   assert.equal(run.status, "cancelled");
   assert.equal(run.parts[1].members[0].status, "cancelled");

@@ -41,7 +41,12 @@ CHROMIUM_ARGS = [
 ]
 # Agents the browser tests use: the offline demo, and one that puts the XSS corpus in every
 # channel a model controls (text, reasoning, tool names, tool arguments, tool results).
-AGENTS = {"demo": "deltakit_nb.offline:demo_agent", "xss": "xss_agents:xss_agent"}
+AGENTS = {
+    "demo": "deltakit_nb.offline:demo_agent",
+    "team": "deltakit_nb.offline:demo_team",
+    "workflow": "deltakit_nb.offline:demo_workflow",
+    "xss": "xss_agents:xss_agent",
+}
 
 
 class LabProcess:
