@@ -49,10 +49,6 @@ def _requirements(event: Any) -> list[Any]:
     return [RunRequirement(tool_execution=t) for t in getattr(event, "tools", None) or []]
 
 
-def _slug(name: str) -> str:
-    return name.strip().lower().replace(" ", "-")
-
-
 def _step(event: Any) -> Step | None:
     """The workflow step an event belongs to, or None outside a step."""
     step_id = getattr(event, "step_id", None)
@@ -83,6 +79,9 @@ class AgnoAdapter:
         self._members: dict[str, tuple[Member, str | None]] = {}
         # The delegate calls under way: call id → the member_id they name (None: all).
         self._delegations: dict[str, str | None] = {}
+        # Member runs that have ended: agno may send a cancelled member's RunCompleted after
+        # its RunCancelled; one end per member run.
+        self._ended: set[str] = set()
         self.status: RunStatus | None = None
         # Set by a RunPaused event: the run waits for decisions on these (protocol form).
         self.paused: list[dict[str, Any]] | None = None
@@ -159,7 +158,9 @@ class AgnoAdapter:
 
     def _parent_call(self, agent_id: str, name: str) -> str | None:
         """The delegate call under way that names this member (the latest, if several do)."""
-        names = {agent_id, name, _slug(name)}
+        from agno.utils.string import url_safe_string  # how agno names a member without id
+
+        names = {agent_id, name, url_safe_string(name)}
         for call_id, member_id in reversed(self._delegations.items()):
             if member_id is None or member_id in names:
                 return call_id
@@ -167,6 +168,8 @@ class AgnoAdapter:
 
     def _inner(self, event: Any, kind: str, run_id: str) -> list[Event]:
         """An event of a member's run (a team) or a step executor's run (a workflow)."""
+        if run_id in self._ended:
+            return []
         if kind.startswith("Team"):  # a member that is itself a team
             kind = kind[4:]
         out: list[Event] = []
@@ -218,6 +221,7 @@ class AgnoAdapter:
             out.append(protocol.nested(result, member, parent, step))
         elif kind in _MEMBER_ENDS and member is not None:
             status = _MEMBER_ENDS[kind]
+            self._ended.add(run_id)
             message = _text(getattr(event, "content", None)) if status is RunStatus.FAILED else ""
             out.append(protocol.member_done(member, parent, status, message))
         return out
