@@ -96,7 +96,7 @@ def main() -> None:
 
 TEAM_CELLS = [
     'from deltakit_nb import ChatWidget\nChatWidget(title="Team", agent="team", height=760)',
-    'ChatWidget(title="Workflow", agent="workflow", height=560)',
+    'ChatWidget(title="Workflow", agent="workflow", height=340)',
 ]
 
 

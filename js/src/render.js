@@ -51,6 +51,16 @@ const NEST_STATES = {
   skipped: "skipped",
 };
 
+// The `task` argument of a delegate call, or "".
+function taskOf(args) {
+  try {
+    const task = JSON.parse(args)?.task;
+    return typeof task === "string" ? task : "";
+  } catch {
+    return "";
+  }
+}
+
 function hasRequest(entry) {
   return entry.parts.some((p) => p.request || (Array.isArray(p.parts) && hasRequest(p)) || p.members?.some(hasRequest));
 }
@@ -450,7 +460,8 @@ export class ChatView {
     slot.nestIndex = text("span", "dk-nest-index", "");
     slot.nestName = h("span", "dk-nest-name");
     slot.nestState = h("span", "dk-nest-state");
-    head.append(h("span", "dk-nest-icon"), slot.nestIndex, slot.nestName, slot.nestState);
+    slot.nestTask = h("span", "dk-nest-task");
+    head.append(h("span", "dk-nest-icon"), slot.nestIndex, slot.nestName, slot.nestTask, slot.nestState);
     slot.nestBody = h("div", "dk-nest-body");
     slot.nestError = h("div", "dk-error dk-nest-error", { role: "alert" });
     slot.nestError.hidden = true;
@@ -484,7 +495,7 @@ export class ChatView {
     slot.nestError.textContent = entry.error ?? "";
   }
 
-  updateMembers(slot, members, done, run) {
+  updateMembers(slot, members, done, run, task) {
     members.forEach((m, i) => {
       let ms = slot.members[i];
       if (!ms) {
@@ -495,6 +506,8 @@ export class ChatView {
       }
       if (ms.part !== m || ms.done !== done) {
         this.updateNest(ms, m, done, run);
+        ms.nestTask.textContent = task;
+        ms.nestTask.title = task;
         ms.part = m;
         ms.done = done;
       }
@@ -553,12 +566,12 @@ export class ChatView {
     argsEl.querySelector("pre").textContent = args || "{}";
     if (waiting) argsEl.open = true; // what is being decided on is always in view
     else if (!argsEl.dataset.touched) {
-      // A delegate call's task is the member's first line of work, in view in its card below.
+      // A delegate call's task is shown on its members' cards (`dk-nest-task`).
       argsEl.open = args.length < 400 && !part.name.startsWith("delegate_task_to_member");
       argsEl.dataset.touched = "1";
     }
     this.updateDecision(slot, waiting ? part.request : null, run.runId);
-    this.updateMembers(slot, part.members ?? [], done, run);
+    this.updateMembers(slot, part.members ?? [], done, run, taskOf(part.args));
     const resultSlot = slot.resultSlot;
     if (part.result === null) {
       resultSlot.replaceChildren();
