@@ -3,6 +3,7 @@ shape of issue 15), and against the widget's `toMessages` on the same events."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_teams_unit import relayed
 
 from deltakit_nb.messages import run_messages
+from deltakit_nb.offline import demo_team, demo_workflow
 
 REDUCER = Path(__file__).parent.parent / "js" / "src" / "reducer.js"
 R = {"id": "researcher", "name": "researcher", "run_id": "m1"}
@@ -164,3 +167,78 @@ def test_same_nested_messages_as_the_widget() -> None:
         as_widget["text"] = o["content"]
         as_widget.setdefault("tool_calls", [])
         assert w == as_widget
+
+
+# Real wire events of the offline team and workflow (agno's own loops through the adapter and
+# the relay), for the widget's reducer and for `run_messages`.
+REAL = [
+    ("team", "delegate researcher what is 6 * 7?", "completed"),
+    ("team", "delegate all summarise X", "completed"),
+    ("team", "delegate researcher fail", "completed"),
+    ("workflow", "what is 6 * 7?", "completed"),
+]
+
+NODE_REAL = """
+import { initialState, reduce, toMessages } from %s;
+let data = '';
+process.stdin.on('data', (c) => (data += c));
+process.stdin.on('end', () => {
+  const runs = JSON.parse(data);
+  const feed = (s, events) => reduce(s, { type: 'events', events });
+  const out = { same: [], messages: null };
+  for (const run of runs) {
+    let one = initialState();
+    for (const e of run.events) one = feed(one, [e]);
+    const all = feed(initialState(), run.events);
+    const hydrated = reduce(initialState(), { type: 'hydrate', thread: { runs: [run] } });
+    const replay = feed(hydrated, run.events);
+    const parts = (s) => JSON.stringify(s.runs[0].parts);
+    out.same.push(parts(one) === parts(all) && parts(replay) === parts(all));
+  }
+  out.messages = toMessages(reduce(initialState(), { type: 'hydrate', thread: { runs } }));
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+
+
+def _real_run(agent: str, message: str, status: str, i: int) -> dict[str, Any]:
+    runnable = demo_team(0) if agent == "team" else demo_workflow(0)
+    wire = asyncio.run(relayed(runnable, message))
+    run_id = f"run-{i}"
+    events = [{"type": "run_started", "agent": agent}, *wire]
+    return {"run_id": run_id, "message": message, "status": status, "events": _log(run_id, events)}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_real_team_and_workflow_runs_in_the_widget_and_in_messages() -> None:
+    """Events one at a time == one batch == a replay after a hydrate, in the widget's reducer;
+    and the widget's messages are the server's, on real team and workflow runs."""
+    runs = [_real_run(*spec, i) for i, spec in enumerate(REAL)]
+    out = json.loads(
+        subprocess.run(
+            ["node", "--input-type=module", "-e", NODE_REAL % json.dumps(REDUCER.as_uri())],
+            input=json.dumps(runs),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    assert out["same"] == [True] * len(runs)
+    ours = [
+        m for r in runs for m in run_messages(r["run_id"], r["message"], r["status"], r["events"])
+    ]
+    for w, o in zip(out["messages"], ours, strict=True):
+        as_widget = {k: v for k, v in o.items() if k != "content"}
+        as_widget["text"] = o["content"]
+        as_widget.setdefault("tool_calls", [])
+        assert w == as_widget
+    one, both, failing, flow = (ours[i] for i in (1, 3, 5, 7))
+    [researcher] = one["tool_calls"][0]["members"]
+    assert researcher["tool_calls"][0]["result"] == "42"
+    assert "42" in researcher["text"] and one["content"].startswith("The team's answer")
+    assert [c["members"][0]["name"] for c in both["tool_calls"]] == ["researcher", "writer"]
+    [broken] = failing["tool_calls"][0]["members"]
+    assert broken["status"] == "failed" and broken["error"]
+    assert [s["name"] for s in flow["steps"]] == ["research", "write"]
+    assert flow["content"] == "".join(s["text"] for s in flow["steps"])

@@ -1,7 +1,7 @@
 """Teams and workflows (issue 15) in real JupyterLab: the leader's delegate call is a card with
 the member's live work inside, folded once the member is done; Stop mid-member stops the team
-and shows the member stopped; a workflow's steps are a list of foldable boxes; all of it is the
-same after a reload (it is derived from the run's events)."""
+and shows the member stopped; a failing member is a failed card; a workflow's steps are a list
+of foldable boxes; all of it is the same after a reload (it is derived from the run's events)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,15 @@ def test_team_and_workflow_nested_live_after_reload_and_stop(session: Session) -
     assert "300" not in live.locator(".dk-text").inner_text(), "stopped mid-member"
     assert lab.run(run_id2)["status"] == "cancelled"
 
+    # A failing member: a failed card with agno's message; the leader goes on.
+    n3 = session.send("delegate researcher fail")
+    session.wait_status("completed")
+    failed = session.run_el(n3).locator(".dk-member")
+    assert failed.get_attribute("data-status") == "failed"
+    assert failed.locator(".dk-nest-state").inner_text() == "failed"
+    assert "failed on purpose" in (failed.locator(".dk-nest-error").text_content() or "")
+    assert leader_text(session.run_el(n3)).startswith("The team's answer")
+
     # A workflow: its steps as a list, each foldable, with the step's work inside.
     w = session.send("what is 6 * 7?", index=1)
     session.wait_status("completed", index=1)
@@ -113,7 +122,8 @@ def test_team_and_workflow_nested_live_after_reload_and_stop(session: Session) -
     session.wait_notebook()
     session.wait_chat(0)
     session.wait_chat(1)
-    session.chat(0).and_(page.locator(f"[data-run-id='{run_id2}']")).wait_for()
+    session.run_el(n3).and_(page.locator("[data-status=completed]")).wait_for()
+    assert session.run_el(n2).get_attribute("data-run-id") == run_id2
     session.chat(1).locator(".dk-step[data-status=completed]").nth(1).wait_for()
     assert [shape(session, 0), shape(session, 1)] == before
     session.run_el(n).locator(".dk-member .dk-nest-head").click()
