@@ -408,7 +408,10 @@ export class ChatView {
         host.append(slot.el);
         slots[i] = slot;
       }
-      if (slot.part !== part || slot.streaming !== streaming || slot.done !== done) {
+      // The owner's end changes how cards look (running -> no result, working -> stopped); a
+      // text that did not change is not rendered again for it.
+      const ended = slot.done !== done && part.kind !== "text" && part.kind !== "reasoning";
+      if (slot.part !== part || slot.streaming !== streaming || ended) {
         this.updatePart(slot, part, streaming, done, run);
         slot.part = part;
         slot.streaming = streaming;

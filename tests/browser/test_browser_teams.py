@@ -1,7 +1,8 @@
 """Teams and workflows (issue 15) in real JupyterLab: the leader's delegate call is a card with
 the member's live work inside, folded once the member is done; Stop mid-member stops the team
 and shows the member stopped; a failing member is a failed card; a workflow's steps are a list
-of foldable boxes; all of it is the same after a reload (it is derived from the run's events)."""
+of foldable boxes; all of it is the same after a reload and in a reopened notebook (it is derived
+from the run's events)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def leader_text(run: Locator) -> str:
     return "".join(run.locator(".dk-assistant > .dk-body > .dk-text").all_inner_texts())
 
 
-def test_team_and_workflow_nested_live_after_reload_and_stop(session: Session) -> None:
+def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Session) -> None:
     lab, page = session.lab, session.page
     lab.write_notebook("teams.ipynb", *CELLS)
     session.open_lab("teams.ipynb")
@@ -125,6 +126,16 @@ def test_team_and_workflow_nested_live_after_reload_and_stop(session: Session) -
     session.run_el(n3).and_(page.locator("[data-status=completed]")).wait_for()
     assert session.run_el(n2).get_attribute("data-run-id") == run_id2
     session.chat(1).locator(".dk-step[data-status=completed]").nth(1).wait_for()
+    assert [shape(session, 0), shape(session, 1)] == before
+
+    # A reopened notebook (a new kernel, the widgets from the saved state): the same again.
+    session.command("application:close-all")
+    page.locator(".jp-Notebook").wait_for(state="detached")
+    lab.shutdown_sessions()
+    session.command("docmanager:open", {"path": "teams.ipynb"})
+    session.wait_notebook()
+    session.run_el(n3).and_(page.locator("[data-status=completed]")).wait_for()
+    session.run_el(w, index=1).locator(".dk-step[data-status=completed]").nth(1).wait_for()
     assert [shape(session, 0), shape(session, 1)] == before
     session.run_el(n).locator(".dk-member .dk-nest-head").click()
     page.mouse.move(0, 0)
