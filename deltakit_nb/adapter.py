@@ -82,6 +82,9 @@ class AgnoAdapter:
         # Member runs that have ended: agno may send a cancelled member's RunCompleted after
         # its RunCancelled; one end per member run.
         self._ended: set[str] = set()
+        # The live member runs' `protocol.member_text_tail`s: the relay writes a member's plain
+        # text chunks with it, past `translate`.
+        self.member_tails: dict[str, str] = {}
         self.status: RunStatus | None = None
         # Set by a RunPaused event: the run waits for decisions on these (protocol form).
         self.paused: list[dict[str, Any]] | None = None
@@ -160,7 +163,7 @@ class AgnoAdapter:
         """The delegate call under way that names this member (the latest, if several do)."""
         from agno.utils.string import url_safe_string  # how agno names a member without id
 
-        names = {agent_id, name, url_safe_string(name)}
+        names = {agent_id, name, str(url_safe_string(name))}  # type: ignore[no-untyped-call]
         for call_id, member_id in reversed(self._delegations.items()):
             if member_id is None or member_id in names:
                 return call_id
@@ -182,6 +185,7 @@ class AgnoAdapter:
             entry = self._members[run_id] = (new, self._parent_call(agent_id, name))
             if not self.workflow:
                 out.append(protocol.member_started(*entry))
+                self.member_tails[run_id] = protocol.member_text_tail(*entry)
         member: Member | None = None
         parent: str | None = None
         if not self.workflow:  # a step's work is the workflow's answer: plain events with `step`
@@ -222,6 +226,7 @@ class AgnoAdapter:
         elif kind in _MEMBER_ENDS and member is not None:
             status = _MEMBER_ENDS[kind]
             self._ended.add(run_id)
+            self.member_tails.pop(run_id, None)
             message = _text(getattr(event, "content", None)) if status is RunStatus.FAILED else ""
             out.append(protocol.member_done(member, parent, status, message))
         return out
