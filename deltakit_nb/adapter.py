@@ -138,7 +138,7 @@ class AgnoAdapter:
         if kind == "RunPaused":
             from .hitl import requirement_json
 
-            self.paused = [requirement_json(r) for r in _requirements(event)]
+            self.paused = [self._member_of(requirement_json(r), r) for r in _requirements(event)]
             return [protocol.run_paused(self.paused)]
         if kind is None and type(event).__name__ in ("RunOutput", "TeamRunOutput"):
             self.output = event
@@ -150,6 +150,28 @@ class AgnoAdapter:
         if kind == "RunError":
             return self._finish(RunStatus.FAILED, _text(getattr(event, "content", None)))
         return []
+
+    def _member_of(self, out: dict[str, Any], requirement: Any) -> dict[str, Any]:
+        """A requirement of a member's run (a team's pause) gets `member` / `parent_call_id`."""
+        run_id = getattr(requirement, "member_run_id", None)
+        if run_id is not None and not self.workflow:
+            entry = self._members.get(run_id)
+            if entry is None:
+                agent_id = getattr(requirement, "member_agent_id", None) or ""
+                name = getattr(requirement, "member_agent_name", None) or agent_id
+                entry = ({"id": agent_id, "name": name, "run_id": run_id}, None)
+            protocol.nested(out, *entry)
+        return out
+
+    def resume_members(self, requirements: list[dict[str, Any]]) -> None:
+        """Before a paused team run continues: the members it paused in are known already
+        (no second member_started; their events nest in the same delegate call)."""
+        for requirement in requirements:
+            member = requirement.get("member")
+            if isinstance(member, dict) and member.get("run_id"):
+                entry = (member, requirement.get("parent_call_id"))
+                self._members[member["run_id"]] = entry
+                self.member_tails[member["run_id"]] = protocol.member_text_tail(*entry)
 
     def _delegation_started(self, tool: Any) -> None:
         if tool.tool_name in DELEGATE_TOOLS:

@@ -414,7 +414,8 @@ def demo_members(chunk_delay: float | None = None) -> list[Agent]:
             id="researcher",
             role="Looks things up and does arithmetic with the calculator.",
             model=OfflineModel(chunk_delay=delay),
-            tools=[calculator],
+            # confirm_action: a member's call that waits for the user's approval
+            tools=[calculator, confirm_action],
             telemetry=False,
         ),
         Agent(

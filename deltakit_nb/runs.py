@@ -343,7 +343,10 @@ class RunRegistry:
             self.store.follow(run.id, run.log, len(run.log))
         run.log.append(protocol.run_resumed(checked))
         for requirement, decision in zip(open_requirements, checked, strict=True):
+            member = requirement.get("member")  # a team member's call: it nests in its card
             for event in hitl.settled_calls(requirement, decision):
+                if member is not None:
+                    protocol.nested(event, member, requirement.get("parent_call_id"))
                 run.log.append(event)
         if self.store is not None:
             self.store.save_run(run.summary())
@@ -404,6 +407,7 @@ class RunRegistry:
                     **kwargs,
                 )
             else:
+                adapter.resume_members(continuation[0])
                 stream = await self._continue(agent, run, continuation[1])
             await relay(stream, adapter, run.log, content_type, adapter.run_id, member_type)
             if adapter.paused and adapter.status is None:
