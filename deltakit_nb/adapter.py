@@ -82,6 +82,9 @@ class AgnoAdapter:
         # Member runs that have ended: agno may send a cancelled member's RunCompleted after
         # its RunCancelled; one end per member run.
         self._ended: set[str] = set()
+        # The live member runs' `protocol.member_text_tail`s: the relay writes a member's plain
+        # text chunks with it, past `translate`.
+        self.member_tails: dict[str, str] = {}
         self.status: RunStatus | None = None
         # Set by a RunPaused event: the run waits for decisions on these (protocol form).
         self.paused: list[dict[str, Any]] | None = None
@@ -135,7 +138,7 @@ class AgnoAdapter:
         if kind == "RunPaused":
             from .hitl import requirement_json
 
-            self.paused = [requirement_json(r) for r in _requirements(event)]
+            self.paused = [self._member_of(requirement_json(r), r) for r in _requirements(event)]
             return [protocol.run_paused(self.paused)]
         if kind is None and type(event).__name__ in ("RunOutput", "TeamRunOutput"):
             self.output = event
@@ -147,6 +150,28 @@ class AgnoAdapter:
         if kind == "RunError":
             return self._finish(RunStatus.FAILED, _text(getattr(event, "content", None)))
         return []
+
+    def _member_of(self, out: dict[str, Any], requirement: Any) -> dict[str, Any]:
+        """A requirement of a member's run (a team's pause) gets `member` / `parent_call_id`."""
+        run_id = getattr(requirement, "member_run_id", None)
+        if run_id is not None and not self.workflow:
+            entry = self._members.get(run_id)
+            if entry is None:
+                agent_id = getattr(requirement, "member_agent_id", None) or ""
+                name = getattr(requirement, "member_agent_name", None) or agent_id
+                entry = ({"id": agent_id, "name": name, "run_id": run_id}, None)
+            protocol.nested(out, *entry)
+        return out
+
+    def resume_members(self, requirements: list[dict[str, Any]]) -> None:
+        """Before a paused team run continues: the members it paused in are known already
+        (no second member_started; their events nest in the same delegate call)."""
+        for requirement in requirements:
+            member = requirement.get("member")
+            if isinstance(member, dict) and member.get("run_id"):
+                entry = (member, requirement.get("parent_call_id"))
+                self._members[member["run_id"]] = entry
+                self.member_tails[member["run_id"]] = protocol.member_text_tail(*entry)
 
     def _delegation_started(self, tool: Any) -> None:
         if tool.tool_name in DELEGATE_TOOLS:
@@ -160,7 +185,7 @@ class AgnoAdapter:
         """The delegate call under way that names this member (the latest, if several do)."""
         from agno.utils.string import url_safe_string  # how agno names a member without id
 
-        names = {agent_id, name, url_safe_string(name)}
+        names = {agent_id, name, str(url_safe_string(name))}  # type: ignore[no-untyped-call]
         for call_id, member_id in reversed(self._delegations.items()):
             if member_id is None or member_id in names:
                 return call_id
@@ -182,6 +207,7 @@ class AgnoAdapter:
             entry = self._members[run_id] = (new, self._parent_call(agent_id, name))
             if not self.workflow:
                 out.append(protocol.member_started(*entry))
+                self.member_tails[run_id] = protocol.member_text_tail(*entry)
         member: Member | None = None
         parent: str | None = None
         if not self.workflow:  # a step's work is the workflow's answer: plain events with `step`
@@ -222,6 +248,7 @@ class AgnoAdapter:
         elif kind in _MEMBER_ENDS and member is not None:
             status = _MEMBER_ENDS[kind]
             self._ended.add(run_id)
+            self.member_tails.pop(run_id, None)
             message = _text(getattr(event, "content", None)) if status is RunStatus.FAILED else ""
             out.append(protocol.member_done(member, parent, status, message))
         return out

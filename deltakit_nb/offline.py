@@ -370,6 +370,8 @@ class OfflineLeader(OfflineModel):
                     break
                 results.insert(0, t.get_content_string())
             said = "\n\n".join(results)
+            if len(said) > 400:  # a summary, not a copy of a long member answer
+                said = said[:400] + " …"
             return _split(f"The team's answer:\n\n{said}\n", 8), self.chunk_delay
         member, task = m.group(1), m.group(2).strip()
         # "all": one call per member in the same response; agno's arun runs them at once.
@@ -412,7 +414,8 @@ def demo_members(chunk_delay: float | None = None) -> list[Agent]:
             id="researcher",
             role="Looks things up and does arithmetic with the calculator.",
             model=OfflineModel(chunk_delay=delay),
-            tools=[calculator],
+            # confirm_action: a member's call that waits for the user's approval
+            tools=[calculator, confirm_action],
             telemetry=False,
         ),
         Agent(

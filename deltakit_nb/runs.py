@@ -45,6 +45,7 @@ async def relay(
     events: EventLog,
     content_type: Any = None,
     run_id: str | None = None,
+    member_type: Any = None,
 ) -> None:
     """Put a run's agno events into its log, as protocol events, until the stream ends.
 
@@ -57,9 +58,16 @@ async def relay(
     `content_type` is that event's class (agno's agent RunContentEvent by default). A team's
     stream also carries its members' agent events, so a team passes its own (team)
     RunContentEvent and its `run_id`: text of any other run (a sub-team's) is a member's.
+    A team also passes `member_type`, its members' (agent) RunContentEvent: a member's plain
+    text chunk goes into the log with the member's encoded fields (`adapter.member_tails`),
+    without `translate` (the first event of a member run, which sets those, goes through it).
     """
     if content_type is None:
         from agno.run.agent import RunContentEvent as content_type
+    if member_type is None:
+        member_type = _NoFastPath
+    tails = adapter.member_tails
+    append_member_text = events.append_member_text
 
     texts, flush = events.texts, events.flush
     loop = asyncio.get_running_loop()
@@ -78,6 +86,15 @@ async def relay(
                 if not texts:
                     call_soon(flush)
                 texts.append(text)
+        elif (
+            type(event) is member_type
+            and (tail := tails.get(event.run_id)) is not None
+            and adapter.status is None
+            and not event.reasoning_content
+            and type(text := event.content) is str
+        ):
+            if text:
+                append_member_text(text, tail)
         else:
             for out in adapter.translate(event):
                 events.append(out)
@@ -87,23 +104,25 @@ async def relay(
             yielded_at = clock()
 
 
-def _content_type(runnable: Any, adapter: AgnoAdapter, run_id: str) -> Any:
-    """The relay's fast-path event class for `runnable`, with `adapter` set up for its kind:
-    an Agent's own (None), a Team's (its members' text is not its own), none for a Workflow
-    (its text comes from its steps' agents, each a run of its own)."""
+def content_types(runnable: Any, adapter: AgnoAdapter, run_id: str) -> tuple[Any, Any]:
+    """The relay's fast-path event classes for `runnable` (its own text, its members'), with
+    `adapter` set up for its kind: an Agent's defaults; a Team's own RunContentEvent and its
+    members' (agent) one; none for a Workflow (its text comes from its steps' agents, each a
+    run of its own, and is rare beside the steps' work)."""
     from agno.agent import Agent
 
     if isinstance(runnable, Agent):
-        return None
+        return None, None
     adapter.run_id = run_id
     from agno.team import Team
 
     if isinstance(runnable, Team):
+        from agno.run.agent import RunContentEvent as MemberContent
         from agno.run.team import RunContentEvent
 
-        return RunContentEvent
+        return RunContentEvent, MemberContent
     adapter.workflow = True
-    return _NoFastPath
+    return _NoFastPath, None
 
 
 class RunLimitError(RuntimeError):
@@ -324,7 +343,10 @@ class RunRegistry:
             self.store.follow(run.id, run.log, len(run.log))
         run.log.append(protocol.run_resumed(checked))
         for requirement, decision in zip(open_requirements, checked, strict=True):
+            member = requirement.get("member")  # a team member's call: it nests in its card
             for event in hitl.settled_calls(requirement, decision):
+                if member is not None:
+                    protocol.nested(event, member, requirement.get("parent_call_id"))
                 run.log.append(event)
         if self.store is not None:
             self.store.save_run(run.summary())
@@ -373,7 +395,7 @@ class RunRegistry:
         run.status = RunStatus.RUNNING
         try:
             agent = run.runnable = await asyncio.to_thread(self.build_agent, run.agent)
-            content_type = _content_type(agent, adapter, run.id)
+            content_type, member_type = content_types(agent, adapter, run.id)
             if continuation is None:
                 kwargs: dict[str, Any] = {"yield_run_output": True} if not adapter.workflow else {}
                 stream = agent.arun(
@@ -385,8 +407,9 @@ class RunRegistry:
                     **kwargs,
                 )
             else:
+                adapter.resume_members(continuation[0])
                 stream = await self._continue(agent, run, continuation[1])
-            await relay(stream, adapter, run.log, content_type, adapter.run_id)
+            await relay(stream, adapter, run.log, content_type, adapter.run_id, member_type)
             if adapter.paused and adapter.status is None:
                 self._pause(run, adapter)
                 return

@@ -204,3 +204,46 @@ async def test_a_team_thread_keeps_its_history(jp_ws_fetch: Any) -> None:
     second = await recv_until_terminal(ws)
     assert "- delegate researcher what is 6 * 7?" in text(second)
     ws.close()
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_a_members_approval_pauses_the_team_and_continues_it(
+    jp_ws_fetch: Any, jp_fetch: Any, approve: bool
+) -> None:
+    ask = 'delegate researcher tool confirm_action {"action": "ship it"}'
+    ws, events = await start(jp_ws_fetch, ask)
+    events += await recv_until_terminal_or_pause(ws)
+    run_id = events[0]["runId"]
+    paused = events[-1]
+    assert paused["type"] == "run_paused"
+    [req] = paused["requirements"]
+    [delegate] = [e for e in events if e["type"] == "tool_call" and "member" not in e]
+    [started] = [e for e in events if e["type"] == "member_started"]
+    assert req["tool_name"] == "confirm_action" and req["member"] == started["member"]
+    assert req["parent_call_id"] == delegate["call_id"]
+    assert (await stored(jp_fetch, run_id))["status"] == "paused"
+
+    decision = {"id": req["id"], "approve": approve}
+    await send(ws, {"runId": run_id, "decisions": [decision]})
+    events += await recv_until_terminal(ws)
+    assert_gap_free(events, run_id)
+    after = events[[e["type"] for e in events].index("run_resumed") + 1 :]
+    calls = [e for e in after if e["type"] in ("tool_call", "tool_result") and "member" in e]
+    assert calls and all(e["member"] == started["member"] for e in calls)
+    assert all(e["parent_call_id"] == delegate["call_id"] for e in calls)
+    [result] = [e for e in calls if e["type"] == "tool_result"]
+    if approve:
+        assert result["output"] == "done: ship it" and not result["is_error"]
+    else:
+        assert result["is_error"] and result["output"].startswith("Rejected by the user")
+    assert [e["type"] for e in events].count("member_started") == 1
+    assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
+    assert text(after).startswith("The team's answer:")
+    ws.close()
+
+
+async def recv_until_terminal_or_pause(ws: Any) -> list[dict]:
+    events: list[dict] = []
+    while not events or events[-1]["type"] not in ("done", "error", "run_paused"):
+        events.extend(await recv(ws))
+    return events

@@ -12,10 +12,11 @@ from agno.run import agent as agent_events
 from agno.run import team as team_events
 from agno.run import workflow as workflow_events
 
+from deltakit_nb import protocol
 from deltakit_nb.adapter import AgnoAdapter
 from deltakit_nb.eventlog import EventLog
 from deltakit_nb.offline import demo_agent, demo_team, demo_workflow
-from deltakit_nb.runs import _content_type, relay
+from deltakit_nb.runs import content_types, relay
 
 R = "team-run"
 RESEARCHER = {"id": "researcher", "name": "Researcher", "run_id": "m1"}
@@ -195,14 +196,15 @@ def test_workflow_steps_and_their_agents_events() -> None:
     ]
 
 
-async def relayed(runnable: Any, message: str) -> list[dict[str, Any]]:
+async def relayed(runnable: Any, message: str, fast: bool = True) -> list[dict[str, Any]]:
     adapter, log = AgnoAdapter(), EventLog("R1")
-    content_type = _content_type(runnable, adapter, "R1")
+    content_type, member_type = content_types(runnable, adapter, "R1")
+    member_type = member_type if fast else None
     kwargs = {} if adapter.workflow else {"yield_run_output": True}
     stream = runnable.arun(
         message, stream=True, stream_events=True, run_id="R1", session_id="s", **kwargs
     )
-    await relay(stream, adapter, log, content_type, adapter.run_id)
+    await relay(stream, adapter, log, content_type, adapter.run_id, member_type)
     log.close()
     return [json.loads(e) for e in log.encoded()]
 
@@ -216,6 +218,32 @@ def test_relay_keeps_member_text_out_of_the_leaders_text() -> None:
     assert members == "hello world"
     assert leader == "The team's answer:\n\nhello world\n"
     assert [e["eventId"] for e in events] == list(range(len(events)))
+
+
+def test_member_text_fast_path_writes_what_translate_would() -> None:
+    member = {"id": "r", "name": "Ré \u2028", "run_id": "m1"}
+    for delta in ("plain", 'quo"te\n', "\ud800 lone", "é"):
+        event = protocol.member_text_delta(delta, member, "call-1")
+        tail = protocol.member_text_tail(member, "call-1")
+        expected = protocol.encode_run_event(event, 7, "R1", '"R1"')
+        assert protocol.encode_member_text(delta, tail, 7, '"R1"') == expected
+    team = demo_team(0)
+    fast = asyncio.run(relayed(team, "delegate all echo hello there"))
+    slow = asyncio.run(relayed(team, "delegate all echo hello there", fast=False))
+
+    def shape(events: list[dict[str, Any]]) -> list[Any]:
+        return sorted(  # the members' chunks interleave in any order; their run ids are new
+            (
+                e["type"],
+                e.get("delta"),
+                (e.get("member") or {}).get("name"),
+                e.get("eventId") is not None,
+            )
+            for e in events
+        )
+
+    assert shape(fast) == shape(slow) and len(fast) == len(slow)
+    assert sum(e["type"] == "member_text_delta" for e in fast) == 4
 
 
 def test_relay_of_an_agent_and_a_workflow() -> None:
