@@ -221,10 +221,11 @@ def _apply_result(tools: list[dict[str, Any]], event: Event) -> None:
         wanted = call["call_id"] == call_id if call_id is not None else call["name"] == name
         if wanted:
             call["result"], call["is_error"] = result, is_error
-            # The delegate's result ends its members (a failed delegation fails those going).
+            # A failed delegation fails its members still going (a good result does not end
+            # them: agno also ends the call of a member that waits for the user).
             for member in call["members"]:
-                if member.status == "running":
-                    member.status = "failed" if is_error else "completed"
+                if is_error and member.status == "running":
+                    member.status = "failed"
             return
     tools.append(
         {

@@ -138,8 +138,10 @@ function onPaused(run, event) {
     // announced; otherwise a card of its own, in the member's card when the request names one.
     const found = req.callId != null &&
       mapDeep(run, (p) => (p.kind === "tool" && p.result === null && p.callId === req.callId ? { ...p, request } : p));
-    if (found) continue;
+    // The member whose call waits shows as waiting (agno may have ended its delegate call).
     const host = req.member ? memberHost(run, req.member, req.parentCallId) : run;
+    if (req.member) host.status = "paused";
+    if (found) continue;
     host.parts.push({ kind: "tool", callId: req.callId, name: req.toolName, args: req.args, result: null, isError: false, request });
   }
 }
@@ -152,6 +154,14 @@ function onResumed(run, event) {
   const ids = decided && decided.size ? decided : null;
   clearRequests(run, ids);
   if (!isTerminal(run.status)) run.status = run.requirements.length ? "paused" : "running";
+  // Members whose requests are settled work again.
+  const waiting = new Set(run.requirements.map((r) => r.member?.key).filter(Boolean));
+  mapDeep(run, (p) => {
+    const wake = (m) => (m.status === "paused" && !waiting.has(m.key) ? { ...m, status: "running" } : m);
+    let next = p.kind === "member" ? wake(p) : p;
+    if (p.members?.some((m) => wake(m) !== m)) next = { ...next, members: p.members.map(wake) };
+    return next;
+  });
 }
 
 // Drops the open requirements with the given ids (all of them for null), and their cards' forms.
@@ -302,14 +312,15 @@ function applyNested(run, event) {
   return true;
 }
 
-// Entries still running under a finished host end with it: "completed" when it completed,
+// Entries still going under a finished host end with it: "completed" when it completed,
 // else its own end (a stopped run's members show as stopped).
 function settle(host, status) {
+  const going = (e) => e.status === "running" || e.status === "paused";
   mapDeep(host, (p) => {
     let next = p;
-    if ((p.kind === "member" || p.kind === "step") && p.status === "running") next = { ...p, status };
-    if (Array.isArray(p.members) && p.members.some((m) => m.status === "running")) {
-      next = { ...next, members: p.members.map((m) => (m.status === "running" ? { ...m, status } : m)) };
+    if ((p.kind === "member" || p.kind === "step") && going(p)) next = { ...p, status };
+    if (Array.isArray(p.members) && p.members.some(going)) {
+      next = { ...next, members: p.members.map((m) => (going(m) ? { ...m, status } : m)) };
     }
     return next;
   });
@@ -391,9 +402,10 @@ function applyContent(run, event) {
       if (i >= 0) {
         const { request: _, ...part } = run.parts[i];
         let done = { ...part, result, isError };
-        // The delegate's result ends its members (a failed delegation fails those still going).
-        if (done.members?.some((m) => m.status === "running")) {
-          done = { ...done, members: done.members.map((m) => (m.status === "running" ? { ...m, status: isError ? "failed" : "completed" } : m)) };
+        // A failed delegation fails its members still going. A good result does not end them:
+        // agno also ends the call of a member that waits for the user, who then goes on.
+        if (isError && done.members?.some((m) => m.status === "running")) {
+          done = { ...done, members: done.members.map((m) => (m.status === "running" ? { ...m, status: "failed" } : m)) };
         }
         run.parts[i] = done;
       } else {

@@ -476,16 +476,17 @@ export class ChatView {
 
   updateNest(slot, entry, runDone, run) {
     const el = slot.el;
-    const running = entry.status === "running" && !runDone;
-    const status = entry.status === "running" && runDone ? run.status : entry.status;
-    el.dataset.status = running ? "running" : status;
+    const going = entry.status === "running" || entry.status === "paused";
+    const running = going && !runDone;
+    const status = going && runDone ? run.status : entry.status;
+    el.dataset.status = running ? entry.status : status;
     el.dataset.name = entry.name;
     if (entry.kind === "member" && entry.runId) el.dataset.memberRunId = entry.runId;
     slot.nestIndex.textContent = entry.kind === "step" && Number.isInteger(entry.index) ? `${entry.index + 1}` : "";
     slot.nestIndex.hidden = !slot.nestIndex.textContent;
     slot.nestName.textContent = entry.name;
     slot.nestState.textContent = running
-      ? entry.kind === "step" ? "running…" : "working…"
+      ? entry.status === "paused" ? "waiting for you" : entry.kind === "step" ? "running…" : "working…"
       : NEST_STATES[status] ?? status;
     if (slot.nestOpen !== running) {
       el.open = running;

@@ -260,3 +260,40 @@ test("messages keep members' work nested: delegate calls list members, steps lis
   assert.deepEqual(wf.steps.map((st) => [st.name, st.index, st.status, st.text]), [["research", 0, "completed", ""], ["write", 1, "completed", "Essay."]]);
   assert.equal(wf.steps[0].members[0].text, "Facts.");
 });
+
+test("a member's approval as agno sends it: the delegate call ends, the member waits, then goes on", () => {
+  const D = "call_20_delegate_task_to_member";
+  const events = ids("r7", [
+    { type: "run_started", agent: "team" },
+    { type: "tool_call", tool_name: "delegate_task_to_member", call_id: D, argument: { member_id: "researcher", task: "ship" } },
+    { type: "member_started", member: R, parent_call_id: D },
+    { type: "tool_result", tool_name: "delegate_task_to_member", call_id: D, output: "Member 'researcher' requires human input" },
+    {
+      type: "run_paused",
+      requirements: [{ id: "q1", kind: "confirmation", call_id: "c2", tool_name: "confirm_action", argument: { action: "ship it" }, member: R, parent_call_id: D }],
+    },
+    { type: "run_resumed", decisions: [{ id: "q1", approve: true }] },
+    { type: "tool_call", tool_name: "confirm_action", call_id: "c2", argument: '{"action": "ship it"}', member: R, parent_call_id: D },
+    { type: "tool_result", tool_name: "confirm_action", call_id: "c2", output: "done: ship it", member: R, parent_call_id: D },
+    { type: "member_text_delta", delta: "Shipped.", member: R, parent_call_id: D },
+    { type: "member_done", status: "completed", member: R, parent_call_id: D },
+    { type: "text_delta", delta: "The team's answer." },
+    { type: "done", status: "completed" },
+  ]);
+  const paused = feed(initialState(), events.slice(0, 5)).runs[0];
+  assert.equal(paused.status, "paused");
+  const m = paused.parts[0].members[0];
+  assert.equal(m.status, "paused", "the member waits, though agno ended its delegate call");
+  assert.equal(m.parts[0].request.id, "q1");
+  assert.equal(m.parts[0].name, "confirm_action");
+  const resumed = feed(initialState(), events.slice(0, 6)).runs[0];
+  assert.equal(resumed.parts[0].members[0].status, "running");
+  const run = feed(initialState(), events).runs[0];
+  const done = run.parts[0].members[0];
+  assert.equal(done.status, "completed");
+  assert.deepEqual(done.parts.map((p) => [p.kind, p.result ?? p.text]), [["tool", "done: ship it"], ["text", "Shipped."]]);
+  assert.equal(done.parts[0].request, undefined);
+  const { one, all, replay } = threeWays(events);
+  assert.deepEqual(one.runs[0].parts, all.runs[0].parts);
+  assert.deepEqual(replay.runs[0].parts, all.runs[0].parts);
+});

@@ -1,6 +1,7 @@
 """Teams and workflows (issue 15) in real JupyterLab: the leader's delegate call is a card with
 the member's live work inside, folded once the member is done; Stop mid-member stops the team
-and shows the member stopped; a failing member is a failed card; a workflow's steps are a list
+and shows the member stopped; a failing member is a failed card; a member's approval card sits
+in the member's card; a workflow's steps are a list
 of foldable boxes; all of it is the same after a reload and in a reopened notebook (it is derived
 from the run's events)."""
 
@@ -100,6 +101,20 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     assert "failed on purpose" in (failed.locator(".dk-nest-error").text_content() or "")
     assert leader_text(session.run_el(n3)).startswith("The team's answer")
 
+    # A member's call that waits for approval: the card is inside the member's card, and the
+    # decision continues the team run.
+    n4 = session.send('delegate researcher tool confirm_action {"action": "ship it"}')
+    session.wait_status("paused")
+    asking = session.run_el(n4).locator(".dk-member")
+    assert asking.get_attribute("data-status") == "paused"
+    assert asking.locator(".dk-nest-state").inner_text() == "waiting for you"
+    waiting = asking.locator(".dk-tool[data-status=waiting]")
+    assert waiting.locator(".dk-tool-name").inner_text() == "confirm_action"
+    waiting.locator("[data-testid=dk-approve]").click()
+    session.wait_status("completed")
+    assert asking.get_attribute("data-status") == "completed"
+    assert "done: ship it" in (asking.locator(".dk-tool-result").text_content() or "")
+
     # A workflow: its steps as a list, each foldable, with the step's work inside.
     w = session.send("what is 6 * 7?", index=1)
     session.wait_status("completed", index=1)
@@ -123,7 +138,7 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     session.wait_notebook()
     session.wait_chat(0)
     session.wait_chat(1)
-    session.run_el(n3).and_(page.locator("[data-status=completed]")).wait_for()
+    session.run_el(n4).and_(page.locator("[data-status=completed]")).wait_for()
     assert session.run_el(n2).get_attribute("data-run-id") == run_id2
     session.chat(1).locator(".dk-step[data-status=completed]").nth(1).wait_for()
     assert [shape(session, 0), shape(session, 1)] == before
@@ -134,7 +149,7 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     lab.shutdown_sessions()
     session.command("docmanager:open", {"path": "teams.ipynb"})
     session.wait_notebook()
-    session.run_el(n3).and_(page.locator("[data-status=completed]")).wait_for()
+    session.run_el(n4).and_(page.locator("[data-status=completed]")).wait_for()
     session.run_el(w, index=1).locator(".dk-step[data-status=completed]").nth(1).wait_for()
     assert [shape(session, 0), shape(session, 1)] == before
     session.run_el(n).locator(".dk-member .dk-nest-head").click()
