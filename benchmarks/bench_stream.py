@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_stream.py [--chunks 20000] [--clients 20] [--no-peer]
                                                 [--kernel-only]
     .venv/bin/python benchmarks/bench_stream.py --first-token   # start-up figures only
+    .venv/bin/python benchmarks/bench_stream.py --team [--agent-only]  # live ÷ agno, agent and team
 
 Starts a real Jupyter server with the extension and, unless --no-peer, the seed recipe's
 FastAPI server from ../shared/peers (both on the same offline agno model), then measures, for
@@ -129,6 +130,80 @@ async def agno_alone(chunks: int, history_db: str | None) -> float:
     ):
         pass
     return time.perf_counter() - start
+
+
+TEAM_CHUNKS = "delegate researcher bench {}"
+
+
+async def team_live(target: Target, chunks: int) -> float:
+    """A `team` run whose member streams `chunks` chunks, live over the socket."""
+    ws = await target.connect()
+    start = time.perf_counter()
+    message = TEAM_CHUNKS.format(chunks)
+    await ws.write_message(json.dumps({"message": message, "agent": "team"}))
+    events = await read_run(ws)
+    elapsed = time.perf_counter() - start
+    ws.close()
+    member = sum(e["type"] == "member_text_delta" for e in events)
+    assert member == chunks and events[-1]["status"] == "completed", (member, events[-1])
+    return elapsed
+
+
+async def team_alone(chunks: int, history_db: str) -> float:
+    """The same team run by agno alone (members' events streamed, the history db on)."""
+    from agno.db.sqlite import SqliteDb
+
+    from deltakit_nb.offline import demo_team
+
+    team = demo_team(0, db=SqliteDb(db_file=history_db), add_history_to_context=True)
+    start = time.perf_counter()
+    async for _ in team.arun(
+        TEAM_CHUNKS.format(chunks),
+        stream=True,
+        stream_events=True,
+        session_id=os.urandom(8).hex(),
+    ):
+        pass
+    return time.perf_counter() - start
+
+
+def nested_figures(chunks: int, history_db: str, team: bool, rounds: int = ROUNDS) -> None:
+    """Live ÷ agno alone for an agent run and (unless `team` is False) a team run whose member
+    streams the chunks, in alternating rounds on one server (store on)."""
+    with JupyterProcess() as server:
+        target = Target("deltakit_nb", server.ws_url, TOKEN)
+        asyncio.run(live(target, 200))  # warm up
+
+        async def agent_live() -> float:
+            return (await live(target, chunks))[0]
+
+        measures: dict[str, Callable[[], Awaitable[float]]] = {
+            "agent_alone": lambda: agno_alone(chunks, history_db),
+            "agent_live": agent_live,
+        }
+        if team:
+            asyncio.run(team_live(target, 200))
+            asyncio.run(team_alone(200, history_db))
+            measures["team_alone"] = lambda: team_alone(chunks, history_db)
+            measures["team_live"] = lambda: team_live(target, chunks)
+        times: dict[str, list[float]] = {name: [] for name in measures}
+        shuffle = random.Random(7).shuffle
+        for _ in range(rounds):
+            order = list(measures)
+            shuffle(order)
+            for name in order:
+                times[name].append(asyncio.run(measures[name]()))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
+    print(f"\n{chunks} chunks, {rounds} alternating rounds: median (best) seconds")
+    for kind in ("agent", "team") if team else ("agent",):
+        alone, on = f"{kind}_alone", f"{kind}_live"
+        print(
+            f"{kind} run by agno alone (history db):  {med[alone]:8.3f} ({low[alone]:.3f})\n"
+            f"{kind} run live start→done:            {med[on]:8.3f} ({low[on]:.3f})\n"
+            f"{kind} live ÷ agno alone:              {med[on] / med[alone]:8.3f} × "
+            f"(bests: {low[on] / low[alone]:.3f} ×)"
+        )
 
 
 def best(measure: Callable[[], Awaitable[float]], repeats: int = REPEATS) -> float:
@@ -423,8 +498,22 @@ def main() -> None:
     parser.add_argument(
         "--kernel-only", action="store_true", help="measure only the kernel-agent case"
     )
+    parser.add_argument(
+        "--team",
+        action="store_true",
+        help="only live ÷ agno alone, for an agent run and a team run (a member streams "
+        "the chunks)",
+    )
+    parser.add_argument("--agent-only", action="store_true", help="with --team: no team run")
     args = parser.parse_args()
     n, clients = args.chunks, args.clients
+    if args.team:
+        import tempfile
+
+        history = str(Path(tempfile.mkdtemp()) / "history.sqlite")
+        asyncio.run(agno_alone(200, history))
+        nested_figures(n, history, not args.agent_only)
+        return
     if args.first_token:
         first = first_token_figures()
         print_startup(first, *startup_overhead())

@@ -9,7 +9,17 @@ from typing import Any
 
 from . import protocol
 from .images import ImageCollector, ImageLimits
-from .protocol import Event, RunStatus
+from .protocol import Event, Member, RunStatus, Step
+
+# The leader's tools that hand work to members (agno/team/_default_tools.py): the member runs
+# they start nest inside their call.
+DELEGATE_TOOLS = frozenset({"delegate_task_to_member", "delegate_task_to_members"})
+# agno's terminal events of a member's (or step executor's) run, and the outcome each is.
+_MEMBER_ENDS = {
+    "RunCompleted": RunStatus.COMPLETED,
+    "RunCancelled": RunStatus.CANCELLED,
+    "RunError": RunStatus.FAILED,
+}
 
 
 def _arguments(args: Any) -> str:
@@ -64,14 +74,48 @@ def _requirements(event: Any) -> list[Any]:
     return [RunRequirement(tool_execution=t) for t in getattr(event, "tools", None) or []]
 
 
+def _step(event: Any) -> Step | None:
+    """The workflow step an event belongs to, or None outside a step."""
+    step_id = getattr(event, "step_id", None)
+    if step_id is None:
+        return None
+    index = getattr(event, "step_index", None)
+    return {
+        "id": step_id,
+        "name": getattr(event, "step_name", None) or "",
+        "index": list(index) if isinstance(index, tuple) else index,
+    }
+
+
 class AgnoAdapter:
     """Feed it agno events in order; it returns the protocol events each one becomes.
 
     `status` is set once the run's outcome is known (completed, cancelled or failed), and the
     terminal event (`done` or `error`) is emitted exactly once, at that point.
+
+    With `run_id` (the run agno was started with), events of any other agno run are a team
+    member's (or, in a workflow, a step executor's): they nest instead of ending the run.
     """
 
-    def __init__(self, image_limits: ImageLimits | None = None) -> None:
+    def __init__(
+        self,
+        image_limits: ImageLimits | None = None,
+        *,
+        run_id: str | None = None,
+        workflow: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        # Member runs seen so far: their `member` field and the leader's call they nest in.
+        self._members: dict[str, tuple[Member, str | None]] = {}
+        # The delegate calls under way: call id → the member_id they name (None: all).
+        self._delegations: dict[str, str | None] = {}
+        # Member runs that have ended: agno may send a cancelled member's RunCompleted after
+        # its RunCancelled; one end per member run.
+        self._ended: set[str] = set()
+        # The live member runs' `protocol.member_text_tail`s: the relay writes a member's plain
+        # text chunks with it, past `translate`.
+        self.member_tails: dict[str, str] = {}
         self.status: RunStatus | None = None
         self.images = ImageCollector(image_limits or ImageLimits())
         self.metrics: dict[str, Any] | None = None
@@ -86,6 +130,14 @@ class AgnoAdapter:
         if self.status is not None:
             return []
         kind = getattr(event, "event", None)
+        if kind is not None:
+            run_id = getattr(event, "run_id", None)
+            if self.run_id is not None and run_id is not None and run_id != self.run_id:
+                return self._inner(event, kind, run_id)
+            if kind.startswith("Team"):  # a team's own events: TeamRunContent, …
+                kind = kind[4:]
+            elif self.workflow:
+                return self._workflow(event, kind)
         if kind == "RunContent":
             out: list[Event] = []
             reasoning = getattr(event, "reasoning_content", None)
@@ -100,6 +152,7 @@ class AgnoAdapter:
             return [protocol.reasoning(text)] if text else []
         if kind == "ToolCallStarted" and event.tool is not None:
             tool = event.tool
+            self._delegation_started(tool)
             return [
                 protocol.tool_call(
                     tool.tool_name or "",
@@ -110,6 +163,7 @@ class AgnoAdapter:
             ]
         if kind == "ToolCallCompleted" and event.tool is not None:
             tool = event.tool
+            self._delegations.pop(tool.tool_call_id, None)
             return [
                 protocol.tool_result(
                     tool.tool_call_id,
@@ -123,9 +177,9 @@ class AgnoAdapter:
         if kind == "RunPaused":
             from .hitl import requirement_json
 
-            self.paused = [requirement_json(r) for r in _requirements(event)]
+            self.paused = [self._member_of(requirement_json(r), r) for r in _requirements(event)]
             return [protocol.run_paused(self.paused)]
-        if kind is None and type(event).__name__ == "RunOutput":
+        if kind is None and type(event).__name__ in ("RunOutput", "TeamRunOutput"):
             self.output = event
             return []
         if kind == "RunCompleted":
@@ -135,6 +189,128 @@ class AgnoAdapter:
             return self._finish(RunStatus.CANCELLED)
         if kind == "RunError":
             return self._finish(RunStatus.FAILED, _text(getattr(event, "content", None)))
+        return []
+
+    def _member_of(self, out: dict[str, Any], requirement: Any) -> dict[str, Any]:
+        """A requirement of a member's run (a team's pause) gets `member` / `parent_call_id`."""
+        run_id = getattr(requirement, "member_run_id", None)
+        if run_id is not None and not self.workflow:
+            entry = self._members.get(run_id)
+            if entry is None:
+                agent_id = getattr(requirement, "member_agent_id", None) or ""
+                name = getattr(requirement, "member_agent_name", None) or agent_id
+                entry = ({"id": agent_id, "name": name, "run_id": run_id}, None)
+            protocol.nested(out, *entry)
+        return out
+
+    def resume_members(self, requirements: list[dict[str, Any]]) -> None:
+        """Before a paused team run continues: the members it paused in are known already
+        (no second member_started; their events nest in the same delegate call)."""
+        for requirement in requirements:
+            member = requirement.get("member")
+            if isinstance(member, dict) and member.get("run_id"):
+                entry = (member, requirement.get("parent_call_id"))
+                self._members[member["run_id"]] = entry
+                self.member_tails[member["run_id"]] = protocol.member_text_tail(*entry)
+
+    def _delegation_started(self, tool: Any) -> None:
+        if tool.tool_name in DELEGATE_TOOLS:
+            args = tool.tool_args if isinstance(tool.tool_args, dict) else {}
+            member_id = (
+                args.get("member_id") if tool.tool_name == "delegate_task_to_member" else None
+            )
+            self._delegations[tool.tool_call_id] = member_id
+
+    def _parent_call(self, agent_id: str, name: str) -> str | None:
+        """The delegate call under way that names this member (the latest, if several do)."""
+        from agno.utils.string import url_safe_string  # how agno names a member without id
+
+        names = {agent_id, name, str(url_safe_string(name))}  # type: ignore[no-untyped-call]
+        for call_id, member_id in reversed(self._delegations.items()):
+            if member_id is None or member_id in names:
+                return call_id
+        return next(reversed(self._delegations), None)
+
+    def _inner(self, event: Any, kind: str, run_id: str) -> list[Event]:
+        """An event of a member's run (a team) or a step executor's run (a workflow)."""
+        if run_id in self._ended:
+            return []
+        if kind.startswith("Team"):  # a member that is itself a team
+            kind = kind[4:]
+        out: list[Event] = []
+        step = _step(event) if self.workflow else None
+        entry = self._members.get(run_id)
+        if entry is None:
+            agent_id = getattr(event, "agent_id", None) or getattr(event, "team_id", None) or ""
+            name = getattr(event, "agent_name", None) or getattr(event, "team_name", None) or ""
+            new: Member = {"id": agent_id, "name": name or agent_id, "run_id": run_id}
+            entry = self._members[run_id] = (new, self._parent_call(agent_id, name))
+            if not self.workflow:
+                out.append(protocol.member_started(*entry))
+                self.member_tails[run_id] = protocol.member_text_tail(*entry)
+        member: Member | None = None
+        parent: str | None = None
+        if not self.workflow:  # a step's work is the workflow's answer: plain events with `step`
+            member, parent = entry
+        if kind == "RunContent":
+            reasoning = getattr(event, "reasoning_content", None)
+            if reasoning:
+                out.append(protocol.nested(protocol.reasoning(reasoning), member, parent, step))
+            content = getattr(event, "content", None)
+            if content is not None and content != "":
+                if member is None:
+                    out.append(
+                        protocol.nested(protocol.text_delta(_text(content)), None, None, step)
+                    )
+                else:
+                    out.append(protocol.member_text_delta(_text(content), member, parent))
+        elif kind == "ReasoningContentDelta":
+            text = getattr(event, "reasoning_content", None)
+            if text:
+                out.append(protocol.nested(protocol.reasoning(text), member, parent, step))
+        elif kind == "ToolCallStarted" and event.tool is not None:
+            tool = event.tool
+            self._delegation_started(tool)  # a member team's own delegations
+            call = protocol.tool_call(
+                tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id, self.clock()
+            )
+            out.append(protocol.nested(call, member, parent, step))
+        elif kind == "ToolCallCompleted" and event.tool is not None:
+            tool = event.tool
+            self._delegations.pop(tool.tool_call_id, None)
+            result = protocol.tool_result(
+                tool.tool_call_id,
+                tool.tool_name or "",
+                _text(tool.result),
+                bool(tool.tool_call_error),
+                self.clock(),
+                self.images.new_images(getattr(event, "images", None)),
+            )
+            out.append(protocol.nested(result, member, parent, step))
+        elif kind in _MEMBER_ENDS and member is not None:
+            status = _MEMBER_ENDS[kind]
+            self._ended.add(run_id)
+            self.member_tails.pop(run_id, None)
+            message = _text(getattr(event, "content", None)) if status is RunStatus.FAILED else ""
+            out.append(protocol.member_done(member, parent, status, message))
+        return out
+
+    def _workflow(self, event: Any, kind: str) -> list[Event]:
+        """An event of the workflow itself: its steps and its outcome."""
+        if kind == "StepStarted" and (step := _step(event)) is not None:
+            return [protocol.step_started(step)]
+        if kind == "StepCompleted" and (step := _step(event)) is not None:
+            return [protocol.step_completed(step, RunStatus.COMPLETED)]
+        if kind == "StepError" and (step := _step(event)) is not None:
+            message = _text(getattr(event, "error", None))
+            return [protocol.step_completed(step, RunStatus.FAILED, message)]
+        if kind == "WorkflowCompleted":
+            return self._finish(RunStatus.COMPLETED)
+        if kind == "WorkflowCancelled":
+            return self._finish(RunStatus.CANCELLED)
+        if kind == "WorkflowError":
+            why = getattr(event, "error", None) or getattr(event, "content", None)
+            return self._finish(RunStatus.FAILED, _text(why))
         return []
 
     def finish(self, status: RunStatus, message: str = "") -> list[Event]:

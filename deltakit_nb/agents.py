@@ -1,7 +1,7 @@
 """Where agents come from: names mapped to "module:callable" specs, loaded lazily.
 
-A spec names either a callable that returns an agno Agent (called once per run, so runs never
-share mutable agent state) or an Agent instance (shared by its runs).
+A spec names either a callable that returns an agno Agent, Team or Workflow (called once per
+run, so runs never share mutable agent state) or such an instance (shared by its runs).
 
 Three sources, the first winning on a name clash: the configured specs; the `assistant` agent
 when a model spec is configured (DELTAKIT_MODEL, see providers.py); and entry points in the
@@ -28,8 +28,16 @@ from .tooltimeout import apply_tool_timeout
 
 if TYPE_CHECKING:
     from agno.agent import Agent
+    from agno.team import Team
+    from agno.workflow import Workflow
+
+    Runnable = Agent | Team | Workflow
 
 DEMO_SPEC = "deltakit_nb.offline:demo_agent"
+TEAM_SPEC = "deltakit_nb.offline:demo_team"
+WORKFLOW_SPEC = "deltakit_nb.offline:demo_workflow"
+# The agents of a server with no `agents` configured: the offline demos.
+DEFAULT_AGENTS = {"demo": DEMO_SPEC, "team": TEAM_SPEC, "workflow": WORKFLOW_SPEC}
 ASSISTANT_SPEC = "deltakit_nb.providers:assistant_agent"
 ENTRY_POINT_GROUP = "deltakit_nb.agents"
 # What agno 3.x imports lazily during an agent's first run (agno.team alone is ~0.1 s). A name a
@@ -207,7 +215,7 @@ class AgentCatalog:
             raise AgentError(f"unknown agent {name!r}; configured agents: {known}")
         return name
 
-    def build(self, name: str) -> Agent:
+    def build(self, name: str) -> Runnable:
         """A ready agent for one run (telemetry off unless the user opted in)."""
         if not self._warm:
             with self._first_use:
@@ -216,14 +224,17 @@ class AgentCatalog:
                 return agent
         return self._build(name)
 
-    def _build(self, name: str) -> Agent:
+    def _build(self, name: str) -> Runnable:
         from agno.agent import Agent
+        from agno.team import Team
+        from agno.workflow import Workflow
 
+        runnables = (Agent, Team, Workflow)
         entry = self.entries[self.resolve_name(name)]
         target = self._loaded.get(entry.name)
         if target is None:
             target = self._loaded[entry.name] = entry.load()
-        if isinstance(target, Agent):
+        if isinstance(target, runnables):
             agent = target
         elif callable(target):
             try:
@@ -231,15 +242,28 @@ class AgentCatalog:
             except Exception as exc:
                 raise AgentError(f"agent {entry.name!r} failed to build: {exc}") from exc
         else:
-            raise AgentError(f"agent spec {entry.spec!r} is neither an Agent nor a callable")
-        if not isinstance(agent, Agent):
-            raise AgentError(f"agent {entry.name!r} factory returned {type(agent).__name__}")
+            raise AgentError(
+                f"agent spec {entry.spec!r} is neither an Agent nor a callable "
+                "(nor a Team or Workflow)"
+            )
+        if not isinstance(agent, runnables):
+            raise AgentError(
+                f"agent {entry.name!r} factory returned {type(agent).__name__} "
+                "(expected an agno Agent, Team or Workflow)"
+            )
         if not telemetry_opted_in():
             agent.telemetry = False
-        apply_tool_timeout(agent, self.tool_timeout)
+            for member in _members(agent):
+                member.telemetry = False
+        # A leader's delegate calls last as long as its members work: the limit goes on the
+        # members' tools, never on the leader's.
+        for tooled in [agent] if isinstance(agent, Agent) else _members(agent):
+            if isinstance(tooled, Agent):
+                apply_tool_timeout(tooled, self.tool_timeout)
         if agent.db is None and self.history_db is not None:
             agent.db = self.history_db
-            agent.add_history_to_context = True
+            if not isinstance(agent, Workflow):
+                agent.add_history_to_context = True
         if not entry.described:
             entry.description = entry.description or agent.description or ""
             entry.described = True
@@ -256,13 +280,24 @@ class AgentCatalog:
         return [{"name": e.name, "description": e.description} for e in self.entries.values()]
 
 
-def warm_tools(agent: Agent) -> None:
+def _members(runnable: Any) -> list[Any]:
+    """A team's members, its sub-teams' members too (agents and teams), in order."""
+    found: list[Any] = []
+    members = getattr(runnable, "members", None)
+    for member in members if isinstance(members, list) else []:
+        found.append(member)
+        found.extend(_members(member))
+    return found
+
+
+def warm_tools(agent: Runnable) -> None:
     """Fill agno's cache of tool schemas (docstring parsing, validation wrappers: ~50 ms for
     the demo's four tools), which the first run of each function tool would otherwise fill."""
     from agno.tools.function import Function
     from agno.tools.toolkit import Toolkit
 
-    for tool in agent.tools if isinstance(agent.tools, list) else []:
+    tools = getattr(agent, "tools", None)  # a Workflow has none
+    for tool in tools if isinstance(tools, list) else []:
         if callable(tool) and not isinstance(tool, Function | Toolkit):
             Function.from_callable(tool)
 

@@ -11,7 +11,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from .activity import ActivityReporter
-from .agents import DEMO_SPEC, AgentCatalog, AgentError, disable_telemetry_by_default
+from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
 from .images import ImageLimits
 from .kernel_runs import KernelHosts
 from .private import private_store
@@ -29,8 +29,9 @@ class DeltakitApp(ExtensionApp):
 
     agents = Dict(
         Unicode(),
-        default_value={"demo": DEMO_SPEC},
-        help='Agents by name: {"name": "module:callable"}; the callable returns an agno Agent.',
+        default_value=DEFAULT_AGENTS,
+        help='Agents by name: {"name": "module:callable"}; the callable returns an agno Agent, '
+        "Team or Workflow.",
     ).tag(config=True)
     default_agent = Unicode(
         help="The agent used when a client names none (default: 'assistant' when a model is "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from .protocol import Event, encode_run_event, encode_str, encode_text_delta
+from .protocol import Event, encode_member_text, encode_run_event, encode_str, encode_text_delta
 
 
 class EventLog:
@@ -46,6 +46,17 @@ class EventLog:
         self._encoded.append(text)
         self._wake()
         return event_id
+
+    def append_member_text(self, delta: str, tail: str) -> None:
+        """`append(member_text_delta(delta, …))` without the event dict; `tail` is the
+        member's `protocol.member_text_tail` (a team member's text is most of a team run)."""
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        if self.texts:
+            self.flush()
+        encoded = self._encoded
+        encoded.append(encode_member_text(delta, tail, len(encoded), self._run_id_json))
+        self._wake()
 
     def append_text(self, delta: str) -> int:
         """`append(text_delta(delta))` without the event dict; return its id. (A run's loop

@@ -418,3 +418,121 @@ def demo_agent(chunk_delay: float | None = None, **agent_kwargs: Any) -> Agent:
         tools=list(DEMO_TOOLS),
         **agent_kwargs,
     )
+
+
+# Teams and workflows -----------------------------------------------------------------------
+
+_DELEGATE = re.compile(r"delegate (\w+) (.+)", re.S)
+
+
+@dataclass
+class OfflineLeader(OfflineModel):
+    """The `team` demo's leader: "delegate MEMBER TASK" calls delegate_task_to_member,
+    "delegate all TASK" delegate_task_to_members; it then answers with what they returned.
+    Any other message is the offline model's."""
+
+    name: str = "OfflineLeader"
+    members: tuple[str, ...] = ("researcher", "writer")
+
+    def plan(self, messages: list[Message]) -> tuple[list[Chunk], float]:
+        last = messages[-1] if messages else None
+        users = [m.get_content_string() for m in messages if m.role == "user"]
+        m = _DELEGATE.fullmatch(users[-1].strip()) if users else None
+        if m is None:
+            return super().plan(messages)
+        if last is not None and last.role == "tool":
+            results: list[str] = []
+            for t in reversed(messages):  # every member's result of the last delegation
+                if t.role != "tool":
+                    break
+                results.insert(0, t.get_content_string())
+            said = "\n\n".join(results)
+            if len(said) > 400:  # a summary, not a copy of a long member answer
+                said = said[:400] + " …"
+            return _split(f"The team's answer:\n\n{said}\n", 8), self.chunk_delay
+        member, task = m.group(1), m.group(2).strip()
+        # "all": one call per member in the same response; agno's arun runs them at once.
+        members = list(self.members) if member == "all" else [member]
+        calls = [
+            _tool_call(
+                "delegate_task_to_member",
+                json.dumps({"member_id": name, "task": task}),
+                len(messages) * 10 + i,
+            )
+            for i, name in enumerate(members)
+        ]
+        return calls, self.chunk_delay
+
+
+@dataclass
+class OfflineWriter(OfflineModel):
+    """The writer member: a one-line draft of whatever it is given (other prompts as the
+    offline model's)."""
+
+    name: str = "OfflineWriter"
+
+    def _answer(self, text: str) -> list[Chunk]:
+        quoted = text.replace("`", "'")
+        return _split(f"Draft: {quoted}")
+
+
+def _delay(chunk_delay: float | None) -> float:
+    if chunk_delay is None:
+        return float(os.environ.get("DELTAKIT_DEMO_DELAY", "0.02"))
+    return chunk_delay
+
+
+def demo_members(chunk_delay: float | None = None) -> list[Agent]:
+    """The team demo's members: `researcher` (the calculator) and `writer`."""
+    delay = _delay(chunk_delay)
+    return [
+        Agent(
+            name="researcher",
+            id="researcher",
+            role="Looks things up and does arithmetic with the calculator.",
+            model=OfflineModel(chunk_delay=delay),
+            # confirm_action: a member's call that waits for the user's approval
+            tools=[calculator, confirm_action],
+            telemetry=False,
+        ),
+        Agent(
+            name="writer",
+            id="writer",
+            role="Writes a short draft of what it is given.",
+            model=OfflineWriter(chunk_delay=delay),
+            telemetry=False,
+        ),
+    ]
+
+
+def demo_team(chunk_delay: float | None = None, **team_kwargs: Any) -> Any:
+    """The offline `team` agent: a leader that delegates to `researcher` and `writer`.
+    Prompts: "delegate researcher what is 6 * 7?", "delegate researcher count 300 delay
+    0.05", "delegate all summarise X"."""
+    from agno.team import Team
+
+    team_kwargs.setdefault("telemetry", False)
+    return Team(
+        name="team",
+        id="team",
+        description="Offline demo team: a leader delegating to a researcher and a writer.",
+        model=OfflineLeader(chunk_delay=_delay(chunk_delay)),
+        members=list(demo_members(chunk_delay)),
+        **team_kwargs,
+    )
+
+
+def demo_workflow(chunk_delay: float | None = None, **workflow_kwargs: Any) -> Any:
+    """The offline `workflow` agent: step `research` (the researcher on the message), then
+    step `write` (the writer on the research)."""
+    from agno.workflow import Step, Workflow
+
+    researcher, writer = demo_members(chunk_delay)
+    workflow_kwargs.setdefault("telemetry", False)
+    return Workflow(
+        name="workflow",
+        id="workflow",
+        description="Offline demo workflow: a research step, then a writing step.",
+        steps=[Step(name="research", agent=researcher), Step(name="write", agent=writer)],
+        **workflow_kwargs,
+    )

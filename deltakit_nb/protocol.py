@@ -26,6 +26,12 @@ class EventType(str, enum.Enum):
     ERROR = "error"
     RUN_PAUSED = "run_paused"
     RUN_RESUMED = "run_resumed"
+    # Teams and workflows (see README, "Teams and workflows").
+    MEMBER_STARTED = "member_started"
+    MEMBER_TEXT_DELTA = "member_text_delta"
+    MEMBER_DONE = "member_done"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
 
 
 TERMINAL_TYPES = frozenset({EventType.DONE.value, EventType.ERROR.value})
@@ -126,6 +132,66 @@ def run_paused(requirements: list[dict[str, Any]]) -> Event:
 def run_resumed(decisions: list[dict[str, Any]]) -> Event:
     """The decisions that continued a paused run, as the server accepted them."""
     return {"type": "run_resumed", "decisions": decisions}
+
+
+# Teams and workflows. A member's events are its agent's own (reasoning, tool_call, tool_result)
+# with `member` and `parent_call_id` added (see `nested`); its text is a type of its own so
+# that a client that knows only text_delta never mixes it into the leader's answer.
+
+Member = dict[str, Any]  # {"id", "name", "run_id"}
+Step = dict[str, Any]  # {"id", "name", "index"}
+
+
+def nested(
+    event: Event, member: Member | None, parent_call_id: str | None, step: Step | None = None
+) -> Event:
+    """`event` as the work of a team member (inside the leader's call `parent_call_id`) or of
+    a workflow step: the fields are added only when known."""
+    if member is not None:
+        event["member"] = member
+        event["parent_call_id"] = parent_call_id
+    if step is not None:
+        event["step"] = step
+    return event
+
+
+def member_started(member: Member, parent_call_id: str | None) -> Event:
+    return {"type": "member_started", "member": member, "parent_call_id": parent_call_id}
+
+
+def member_text_delta(delta: str, member: Member, parent_call_id: str | None) -> Event:
+    return {
+        "type": "member_text_delta",
+        "delta": delta,
+        "member": member,
+        "parent_call_id": parent_call_id,
+    }
+
+
+def member_done(
+    member: Member, parent_call_id: str | None, status: RunStatus, message: str = ""
+) -> Event:
+    """A member's run ended; `message` says why when it failed."""
+    event: Event = {
+        "type": "member_done",
+        "member": member,
+        "parent_call_id": parent_call_id,
+        "status": status.value,
+    }
+    if message:
+        event["message"] = message
+    return event
+
+
+def step_started(step: Step) -> Event:
+    return {"type": "step_started", "step": step}
+
+
+def step_completed(step: Step, status: RunStatus, message: str = "") -> Event:
+    event: Event = {"type": "step_completed", "step": step, "status": status.value}
+    if message:
+        event["message"] = message
+    return event
 
 
 def thread_run(thread_id: str, run_id: str, message: str, agent: str, created_at: float) -> Event:
@@ -312,6 +378,21 @@ def encode_text_delta(delta: str, event_id: int, run_id_json: str) -> str:
     """`encode_run_event(text_delta(delta), …)` without building the event dict."""
     return (
         f'{{"type":"text_delta","delta":{encode_str(delta)},'
+        f'"eventId":{event_id},"runId":{run_id_json}}}'
+    )
+
+
+def member_text_tail(member: Member, parent_call_id: str | None) -> str:
+    """The encoded fields after `delta` of a member's text deltas (the same for all of a
+    member run's), for `encode_member_text`."""
+    return _encoder.encode({"member": member, "parent_call_id": parent_call_id})[1:-1] + ","
+
+
+def encode_member_text(delta: str, tail: str, event_id: int, run_id_json: str) -> str:
+    """`encode_run_event(member_text_delta(delta, member, parent_call_id), …)` from the
+    member's `member_text_tail`, without building the event dict: byte-for-byte the same."""
+    return (
+        f'{{"type":"member_text_delta","delta":{encode_str(delta)},{tail}'
         f'"eventId":{event_id},"runId":{run_id_json}}}'
     )
 

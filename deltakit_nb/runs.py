@@ -21,7 +21,7 @@ from .protocol import FrameError, RunStatus
 from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
-    from agno.agent import Agent
+    from .agents import Runnable
 
 log = logging.getLogger("deltakit_nb")
 
@@ -40,7 +40,18 @@ MEMORY_RUNS = 64
 MAX_RUNS_IN_MEMORY = 1000
 
 
-async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventLog) -> None:
+class _NoFastPath:
+    """The content type of runnables whose text always goes through the adapter."""
+
+
+async def relay(
+    stream: AsyncIterator[Any],
+    adapter: AgnoAdapter,
+    events: EventLog,
+    content_type: Any = None,
+    run_id: str | None = None,
+    member_type: Any = None,
+) -> None:
     """Put a run's agno events into its log, as protocol events, until the stream ends.
 
     This loop runs once per agno event and shares the thread with agno, so the common case
@@ -48,8 +59,20 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
     content), for which `adapter.translate` would give `[text_delta(content)]` (or nothing for
     ""), goes into the log's `texts` list as it is; the log encodes those in a batch when the
     loop next yields (see EventLog). Every other event goes through `adapter.translate`.
+
+    `content_type` is that event's class (agno's agent RunContentEvent by default). A team's
+    stream also carries its members' agent events, so a team passes its own (team)
+    RunContentEvent and its `run_id`: text of any other run (a sub-team's) is a member's.
+    A team also passes `member_type`, its members' (agent) RunContentEvent: a member's plain
+    text chunk goes into the log with the member's encoded fields (`adapter.member_tails`),
+    without `translate` (the first event of a member run, which sets those, goes through it).
     """
-    from agno.run.agent import RunContentEvent
+    if content_type is None:
+        from agno.run.agent import RunContentEvent as content_type
+    if member_type is None:
+        member_type = _NoFastPath
+    tails = adapter.member_tails
+    append_member_text = events.append_member_text
 
     texts, flush = events.texts, events.flush
     loop = asyncio.get_running_loop()
@@ -58,15 +81,25 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
     yielded_at = clock()
     async for event in stream:
         if (
-            type(event) is RunContentEvent
+            type(event) is content_type
             and adapter.status is None
             and not event.reasoning_content
             and type(text := event.content) is str
+            and (run_id is None or event.run_id == run_id)
         ):
             if text:
                 if not texts:
                     call_soon(flush)
                 texts.append(text)
+        elif (
+            type(event) is member_type
+            and (tail := tails.get(event.run_id)) is not None
+            and adapter.status is None
+            and not event.reasoning_content
+            and type(text := event.content) is str
+        ):
+            if text:
+                append_member_text(text, tail)
         else:
             for out in adapter.translate(event):
                 events.append(out)
@@ -74,6 +107,27 @@ async def relay(stream: AsyncIterator[Any], adapter: AgnoAdapter, events: EventL
         if count % YIELD_EVERY == 0 and clock() - yielded_at >= YIELD_AFTER:
             await asyncio.sleep(0)
             yielded_at = clock()
+
+
+def content_types(runnable: Any, adapter: AgnoAdapter, run_id: str) -> tuple[Any, Any]:
+    """The relay's fast-path event classes for `runnable` (its own text, its members'), with
+    `adapter` set up for its kind: an Agent's defaults; a Team's own RunContentEvent and its
+    members' (agent) one; none for a Workflow (its text comes from its steps' agents, each a
+    run of its own, and is rare beside the steps' work)."""
+    from agno.agent import Agent
+
+    if isinstance(runnable, Agent):
+        return None, None
+    adapter.run_id = run_id
+    from agno.team import Team
+
+    if isinstance(runnable, Team):
+        from agno.run.agent import RunContentEvent as MemberContent
+        from agno.run.team import RunContentEvent
+
+        return RunContentEvent, MemberContent
+    adapter.workflow = True
+    return _NoFastPath, None
 
 
 class RunLimitError(RuntimeError):
@@ -114,6 +168,8 @@ class Run:
     # A run that a Runner executes, and how to stop it (instead of agno's acancel_run here).
     runner: Runner | None = field(default=None, repr=False)
     stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    # The agno Agent, Team or Workflow of the current task (its cancel stops the run).
+    runnable: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -163,7 +219,7 @@ class RunRegistry:
 
     def __init__(
         self,
-        build_agent: Callable[[str], Agent],
+        build_agent: Callable[[str], Runnable],
         max_concurrent_runs: int = 100,
         cancel_grace: float = 2.0,
         store: EventStore | None = None,
@@ -327,7 +383,10 @@ class RunRegistry:
             self.store.follow(run.id, run.log, len(run.log))
         run.log.append(protocol.run_resumed(checked))
         for requirement, decision in zip(open_requirements, checked, strict=True):
+            member = requirement.get("member")  # a team member's call: it nests in its card
             for event in hitl.settled_calls(requirement, decision):
+                if member is not None:
+                    protocol.nested(event, member, requirement.get("parent_call_id"))
                 run.log.append(event)
         if self.store is not None:
             self.store.save_run(run.summary())
@@ -351,8 +410,10 @@ class RunRegistry:
         else:
             from agno.agent import Agent
 
+            # A team's cancel also cancels its members' runs; a workflow's, its steps' agents.
+            runnable = run.runnable if run.runnable is not None else Agent
             with contextlib.suppress(Exception):
-                await Agent.acancel_run(run.id)
+                await runnable.acancel_run(run.id)
         _, pending = await asyncio.wait({run.task}, timeout=self.cancel_grace)
         if pending:
             run.task.cancel()
@@ -384,20 +445,23 @@ class RunRegistry:
         adapter = AgnoAdapter(self.image_limits)
         run.status = RunStatus.RUNNING
         try:
-            agent = await asyncio.to_thread(self.build_agent, run.agent)
+            agent = run.runnable = await asyncio.to_thread(self.build_agent, run.agent)
+            content_type, member_type = content_types(agent, adapter, run.id)
             if continuation is None:
+                kwargs: dict[str, Any] = {"yield_run_output": True} if not adapter.workflow else {}
                 stream = agent.arun(
                     run.message,
                     stream=True,
                     stream_events=True,
                     run_id=run.id,
                     session_id=run.thread_id,
-                    yield_run_output=True,
+                    **kwargs,
                 )
             else:
                 adapter.images.remember(run.log.encoded())
+                adapter.resume_members(continuation[0])
                 stream = await self._continue(agent, run, continuation[1])
-            await relay(stream, adapter, run.log)
+            await relay(stream, adapter, run.log, content_type, adapter.run_id, member_type)
             if adapter.paused and adapter.status is None:
                 self._pause(run, adapter)
                 return
@@ -436,7 +500,7 @@ class RunRegistry:
         self._finished(run, adapter.status or RunStatus.COMPLETED)
 
     @staticmethod
-    async def _continue(agent: Agent, run: Run, decisions: list[dict[str, Any]]) -> Any:
+    async def _continue(agent: Any, run: Run, decisions: list[dict[str, Any]]) -> Any:
         """agno's stream continuing `run` with the decisions applied to its requirements."""
         output = run.paused_output
         run.paused_output = None

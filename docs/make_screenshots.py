@@ -3,8 +3,9 @@
     PYTHONPATH=$PWD python docs/make_screenshots.py [NAME.png ...]
 
 Writes docs/widget.png (light theme), docs/widget-dark.png (JupyterLab Dark),
-docs/widget-conversations.png (the Conversations menu open) and docs/widget-approval.png (a tool
-call waiting for approval). Uses the browser tests' lab
+docs/widget-conversations.png (the Conversations menu open), docs/widget-approval.png (a tool
+call waiting for approval), docs/widget-team.png (a team run: members' work inside the leader's
+delegate cards) and docs/widget-workflow.png (a workflow's steps). Uses the browser tests' lab
 process and helpers, so it needs what they need (Debian's Chromium). With names, only those
 pictures are written.
 """
@@ -34,12 +35,12 @@ def converse(session: Session, *messages: str) -> None:
 ONLY = set(sys.argv[1:])
 
 
-def shoot(session: Session, name: str) -> None:
+def shoot(session: Session, name: str, index: int = 0) -> None:
     if ONLY and name not in ONLY:
         return
     session.page.mouse.move(0, 0)  # no hover effects in the picture
     session.page.wait_for_timeout(300)  # let the caret and transitions settle
-    session.chat().screenshot(path=str(DOCS / name))
+    session.chat(index).screenshot(path=str(DOCS / name))
     print("wrote", DOCS / name)
 
 
@@ -85,8 +86,38 @@ def main() -> None:
         note.evaluate("el => el.blur()")  # no focus ring in the picture
         session.chat().evaluate("el => { el.style.height = '600px'; }")
         shoot(session, "widget-approval.png")
+
+        # Teams and workflows: members' work nested in the leader's delegate cards, and steps.
+        if not ONLY or ONLY & {"widget-team.png", "widget-workflow.png"}:
+            teams(session)
         sessions.close()
         browser.close()
+
+
+TEAM_CELLS = [
+    'from deltakit_nb import ChatWidget\nChatWidget(title="Team", agent="team", height=760)',
+    'ChatWidget(title="Workflow", agent="workflow", height=340)',
+]
+
+
+def teams(session: Session) -> None:
+    session.lab.write_notebook("teams.ipynb", *TEAM_CELLS)
+    session.open_lab("teams.ipynb")
+    for index in (0, 1):
+        session.run_cell(index)
+        session.wait_chat(index)
+    session.send("delegate researcher what is 6 * 7?")
+    session.wait_status("completed", timeout=60_000)
+    session.send("delegate all summarise the meeting notes")
+    session.wait_status("completed", timeout=60_000)
+    # The researcher's fold opened, to show its tool call and text inside the delegate card.
+    session.run_el(1).locator(".dk-member .dk-nest-head").click()
+    shoot(session, "widget-team.png")
+    session.send("what is 6 * 7?", index=1)
+    session.wait_status("completed", index=1, timeout=60_000)
+    session.run_el(1, index=1).locator(".dk-step").nth(1).locator(".dk-nest-head").click()
+    session.page.locator(".jp-Notebook .jp-Cell").nth(1).scroll_into_view_if_needed()
+    shoot(session, "widget-workflow.png", index=1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@
 // A run that waits for the user (`run_paused`: a tool call to approve, inputs to give) has status
 // "paused", which is not terminal: the run is still the active one. Its open requirements are in
 // `run.requirements`, and each is shown on its tool card (`part.request`) until `run_resumed`.
+//
+// Teams and workflows nest. An event with `member` ({id, name, run_id}) is a member agent's work:
+// it goes into that member's entry (`{kind: "member", parts, status, ...}`) inside the leader's
+// delegate tool card named by `parent_call_id` (`part.members`), or into a member part of its own
+// when no such card exists. An event with `step` goes into that workflow step's part
+// (`{kind: "step", parts, status, ...}`, opened by `step_started`). Nested entries hold the same
+// kinds of parts as a run, so the view and `toMessages` walk them the same way.
 
 export const TERMINAL = Object.freeze(["completed", "cancelled", "failed", "interrupted"]);
 
@@ -140,6 +147,8 @@ function requirementOf(raw) {
     args: argText(raw.argument),
     fields: [],
     questions: [],
+    member: memberOf(raw.member),
+    parentCallId: typeof raw.parent_call_id === "string" ? raw.parent_call_id : null,
   };
   if (Array.isArray(raw.fields)) {
     req.fields = raw.fields
@@ -170,23 +179,27 @@ function onPaused(run, event) {
   if (!isTerminal(run.status)) run.status = "paused";
   run.requirements = reqs;
   for (const req of reqs) {
-    // The card of the paused call, if it was announced; otherwise a card of its own.
-    let i = req.callId != null ? findToolIndex(run, req.callId, null) : -1;
-    if (i < 0) {
-      run.parts.push({
-        kind: "tool",
-        callId: req.callId,
-        name: req.toolName,
-        args: req.args,
-        result: null,
-        isError: false,
-        startTs: null,
-        endTs: null,
-        images: [],
-      });
-      i = run.parts.length - 1;
-    }
-    run.parts[i] = { ...run.parts[i], request: { ...req, sending: false, draft: null, error: null } };
+    const request = { ...req, sending: false, draft: null, error: null };
+    // The card of the paused call wherever it is (a member's card included), if it was
+    // announced; otherwise a card of its own, in the member's card when the request names one.
+    const found = req.callId != null &&
+      mapDeep(run, (p) => (p.kind === "tool" && p.result === null && p.callId === req.callId ? { ...p, request } : p));
+    // The member whose call waits shows as waiting (agno may have ended its delegate call).
+    const host = req.member ? memberHost(run, req.member, req.parentCallId) : run;
+    if (req.member) host.status = "paused";
+    if (found) continue;
+    host.parts.push({
+      kind: "tool",
+      callId: req.callId,
+      name: req.toolName,
+      args: req.args,
+      result: null,
+      isError: false,
+      startTs: null,
+      endTs: null,
+      images: [],
+      request,
+    });
   }
 }
 
@@ -198,21 +211,180 @@ function onResumed(run, event) {
   const ids = decided && decided.size ? decided : null;
   clearRequests(run, ids);
   if (!isTerminal(run.status)) run.status = run.requirements.length ? "paused" : "running";
+  // Members whose requests are settled work again.
+  const waiting = new Set(run.requirements.map((r) => r.member?.key).filter(Boolean));
+  mapDeep(run, (p) => {
+    const wake = (m) => (m.status === "paused" && !waiting.has(m.key) ? { ...m, status: "running" } : m);
+    let next = p.kind === "member" ? wake(p) : p;
+    if (p.members?.some((m) => wake(m) !== m)) next = { ...next, members: p.members.map(wake) };
+    return next;
+  });
 }
 
 // Drops the open requirements with the given ids (all of them for null), and their cards' forms.
 function clearRequests(run, ids) {
   const gone = (id) => ids === null || ids.has(id);
   if (run.requirements.length) run.requirements = run.requirements.filter((r) => !gone(r.id));
-  run.parts.forEach((p, i) => {
-    if (p.request && gone(p.request.id)) {
-      const { request: _, ...part } = p;
-      run.parts[i] = part;
+  mapDeep(run, (p) => {
+    if (!p.request || !gone(p.request.id)) return p;
+    const { request: _, ...part } = p;
+    return part;
+  });
+}
+
+// ---- nesting (team members, workflow steps) --------------------------------------------------
+
+// Replaces, in `host.parts` and every nested entry below it, each part that `fn` changes (by
+// identity); the changed entries' parents are copied on the way up. `host.parts` must be
+// the caller's own copy. Returns whether anything changed.
+function mapDeep(host, fn) {
+  let changed = false;
+  host.parts.forEach((p, i) => {
+    let next = fn(p);
+    if (Array.isArray(next.parts)) {
+      const inner = { ...next, parts: next.parts.slice() };
+      if (mapDeep(inner, fn)) next = inner;
     }
+    if (Array.isArray(next.members)) {
+      let membersChanged = false;
+      const members = next.members.map((m) => {
+        const inner = { ...m, parts: m.parts.slice() };
+        if (!mapDeep(inner, fn)) return m;
+        membersChanged = true;
+        return inner;
+      });
+      if (membersChanged) next = { ...next, members };
+    }
+    if (next !== p) {
+      host.parts[i] = next;
+      changed = true;
+    }
+  });
+  return changed;
+}
+
+function memberOf(raw) {
+  if (!raw || typeof raw !== "object") return null;
+  const id = typeof raw.id === "string" ? raw.id : "";
+  const runId = typeof raw.run_id === "string" ? raw.run_id : "";
+  if (!id && !runId) return null;
+  const name = typeof raw.name === "string" && raw.name ? raw.name : id || "member";
+  return { key: runId || id, id, name, runId };
+}
+
+function stepOf(raw) {
+  if (!raw || typeof raw !== "object") return null;
+  const id = typeof raw.id === "string" ? raw.id : "";
+  const index = Number.isInteger(raw.index) ? raw.index : null;
+  if (!id && index === null) return null;
+  const name = typeof raw.name === "string" && raw.name ? raw.name : id || `step ${index + 1}`;
+  return { key: id || `#${index}`, id, name, index };
+}
+
+function newMember(m) {
+  return { kind: "member", ...m, status: "running", error: null, parts: [] };
+}
+
+// The newest entry with this key, as a copy put in place of the original (so the caller may
+// push to its parts); -1 if none.
+function takeEntry(list, key) {
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (list[i].key === key && Array.isArray(list[i].parts)) {
+      list[i] = { ...list[i], parts: list[i].parts.slice() };
+      return i;
+    }
+  }
+  return -1;
+}
+
+// Where a member's event goes inside `host`: its entry in the delegate card `parentCallId`,
+// else its own member part (made at the point its first event arrives).
+function memberHost(host, member, parentCallId) {
+  if (parentCallId) {
+    for (let i = host.parts.length - 1; i >= 0; i--) {
+      const tool = host.parts[i];
+      if (tool.kind !== "tool" || tool.callId !== parentCallId) continue;
+      const members = (tool.members ?? []).slice();
+      let j = takeEntry(members, member.key);
+      if (j < 0) j = members.push(newMember(member)) - 1;
+      host.parts[i] = { ...tool, members };
+      return members[j];
+    }
+  }
+  const parts = host.parts;
+  let i = -1;
+  for (let k = parts.length - 1; k >= 0 && i < 0; k--) if (parts[k].kind === "member" && parts[k].key === member.key) i = k;
+  if (i < 0) {
+    parts.push(newMember(member));
+    return parts[parts.length - 1];
+  }
+  parts[i] = { ...parts[i], parts: parts[i].parts.slice() };
+  return parts[i];
+}
+
+function stepHost(run, step) {
+  let i = takeEntry(run.parts, step.key);
+  if (i < 0) i = run.parts.push({ kind: "step", ...step, status: "running", parts: [] }) - 1;
+  return run.parts[i];
+}
+
+// A member's text comes as `member_text_delta` (so that a client knowing only `text_delta` never
+// mixes it into the leader's answer); its other events are the usual kinds with `member`.
+const CONTENT = Object.freeze(["text_delta", "member_text_delta", "reasoning", "tool_call", "tool_result"]);
+// The end of a member's run: `member_done` (its `status`, `message` when it failed); a plain
+// `done` or `error` that carries `member` is read the same way.
+const MEMBER_END = Object.freeze({ member_done: null, done: null, error: "failed" });
+
+// A member's or a step's event; false when the event is the run's own.
+function applyNested(run, event) {
+  if (event.type === "step_started" || event.type === "step_completed") {
+    const step = stepOf(event.step);
+    if (!step) return true;
+    const host = stepHost(run, step);
+    if (event.type === "step_completed") {
+      host.status = typeof event.status === "string" && event.status ? event.status : "completed";
+      if (typeof event.message === "string" && event.message) host.error = event.message;
+      settle(host, host.status);
+    }
+    return true;
+  }
+  const step = stepOf(event.step);
+  const member = memberOf(event.member);
+  const content = CONTENT.includes(event.type);
+  if (!member && !(step && content)) return false;
+  const starts = event.type === "member_started" || event.type === "run_started";
+  if (member && !content && !(event.type in MEMBER_END) && !starts) return false;
+  let host = step ? stepHost(run, step) : run;
+  if (member) host = memberHost(host, member, typeof event.parent_call_id === "string" ? event.parent_call_id : null);
+  if (content) applyContent(host, event, run);
+  else if (!starts) {
+    // The first end is the member's end: a stopped member may still report "completed" after
+    // its "cancelled" (agno ends its run twice).
+    if (isTerminal(host.status)) return true;
+    const status = MEMBER_END[event.type] ?? (isTerminal(event.status) ? event.status : "completed");
+    host.status = status;
+    if (status === "failed") host.error = typeof event.message === "string" ? event.message : "The member failed.";
+    settle(host, status);
+  }
+  return true;
+}
+
+// Entries still going under a finished host end with it: "completed" when it completed,
+// else its own end (a stopped run's members show as stopped).
+function settle(host, status) {
+  const going = (e) => e.status === "running" || e.status === "paused";
+  mapDeep(host, (p) => {
+    let next = p;
+    if ((p.kind === "member" || p.kind === "step") && going(p)) next = { ...p, status };
+    if (Array.isArray(p.members) && p.members.some(going)) {
+      next = { ...next, members: p.members.map((m) => (going(m) ? { ...m, status } : m)) };
+    }
+    return next;
   });
 }
 
 function applyOne(run, event) {
+  if ((event.member || event.step) && applyNested(run, event)) return;
   switch (event.type) {
     case "run_started":
       if (event.runId && !run.runId) run.runId = event.runId;
@@ -220,6 +392,45 @@ function applyOne(run, event) {
       if (!isTerminal(run.status)) run.status = "running";
       break;
     case "text_delta":
+    case "reasoning":
+    case "tool_call":
+    case "tool_result":
+      applyContent(run, event);
+      break;
+    case "step_started":
+    case "step_completed":
+      applyNested(run, event);
+      break;
+    case "run_paused":
+      onPaused(run, event);
+      break;
+    case "run_resumed":
+      onResumed(run, event);
+      break;
+    case "done":
+      run.status = isTerminal(event.status) ? event.status : "completed";
+      run.metrics = metricsOf(event.metrics);
+      clearRequests(run, null);
+      settle(run, run.status);
+      break;
+    case "error":
+      run.status = "failed";
+      clearRequests(run, null);
+      settle(run, "failed");
+      run.error = typeof event.message === "string" ? event.message : "The run failed.";
+      break;
+    default:
+      // Unknown kinds are additions a newer server may send; ignore them (protocol rule).
+      break;
+  }
+}
+
+// Text, reasoning and tool events, into a run or a nested entry (anything with `parts`).
+// `root` is the run itself: an image is shown once per run, whichever card first carries it.
+function applyContent(run, event, root = run) {
+  switch (event.type) {
+    case "text_delta":
+    case "member_text_delta":
       appendText(run, "text", event.delta);
       break;
     case "reasoning":
@@ -251,23 +462,22 @@ function applyOne(run, event) {
       });
       break;
     }
-    case "run_paused":
-      onPaused(run, event);
-      break;
-    case "run_resumed":
-      onResumed(run, event);
-      break;
     case "tool_result": {
       const i = findToolIndex(run, event.call_id ?? null, event.tool_name);
       const result = typeof event.output === "string" ? event.output : JSON.stringify(event.output);
       const isError = event.is_error === true;
-      const images = newImages(run, event.images);
+      const images = newImages(root, event.images);
       const endTs = tsOf(event);
       if (i >= 0) {
         const { request: _, ...part } = run.parts[i];
-        run.parts[i] = { ...part, result, isError, endTs, images: [...(part.images ?? []), ...images] };
-      }
-      else {
+        let done = { ...part, result, isError, endTs, images: [...(part.images ?? []), ...images] };
+        // A failed delegation fails its members still going. A good result does not end them:
+        // agno also ends the call of a member that waits for the user, who then goes on.
+        if (isError && done.members?.some((m) => m.status === "running")) {
+          done = { ...done, members: done.members.map((m) => (m.status === "running" ? { ...m, status: "failed" } : m)) };
+        }
+        run.parts[i] = done;
+      } else {
         run.parts.push({
           kind: "tool",
           callId: event.call_id ?? null,
@@ -282,19 +492,6 @@ function applyOne(run, event) {
       }
       break;
     }
-    case "done":
-      run.status = isTerminal(event.status) ? event.status : "completed";
-      run.metrics = metricsOf(event.metrics);
-      clearRequests(run, null);
-      break;
-    case "error":
-      run.status = "failed";
-      clearRequests(run, null);
-      run.error = typeof event.message === "string" ? event.message : "The run failed.";
-      break;
-    default:
-      // Unknown kinds are additions a newer server may send; ignore them (protocol rule).
-      break;
   }
 }
 
@@ -376,6 +573,7 @@ function onHydrate(state, thread) {
     if (isTerminal(sr.status) && !isTerminal(run.status)) {
       run = applyEvents(run, []);
       clearRequests(run, null);
+      settle(run, sr.status);
       run.status = sr.status;
     } else if (sr.status === "running" && run.status === "pending") run = { ...run, status: "running" };
     runs.push(run);
@@ -457,8 +655,8 @@ function onDecision(state, action) {
   const run = state.runs[i];
   const ids = new Set((action.decisions ?? action.ids ?? []).map((d) => (typeof d === "string" ? d : d?.id)));
   const byId = new Map((action.decisions ?? []).map((d) => [d?.id, d]));
-  let changed = false;
-  const parts = run.parts.map((p) => {
+  const next = { ...run, parts: run.parts.slice() };
+  const changed = mapDeep(next, (p) => {
     if (!p.request || (ids.size && !ids.has(p.request.id))) return p;
     let request;
     if (action.type === "draft") {
@@ -466,18 +664,26 @@ function onDecision(state, action) {
       request = { ...p.request, draft: byId.get(p.request.id), error: null };
     } else if (action.type === "sending") request = { ...p.request, sending: true, error: null };
     else request = { ...p.request, sending: false, draft: null, error: action.message ?? "The decision failed." };
-    changed = true;
     return { ...p, request };
   });
   if (!changed) return action.type === "decideFailed" ? { ...state, notice: action.message ?? null } : state;
-  return replaceRun(state, i, { ...run, parts });
+  return replaceRun(state, i, next);
 }
 
 // The open requirements of a paused run, with the user's drafts and send state.
 export function openRequests(run) {
   if (!run || run.status !== "paused") return [];
   const ids = new Set(run.requirements.map((r) => r.id));
-  return run.parts.filter((p) => p.request && ids.has(p.request.id)).map((p) => p.request);
+  const out = [];
+  const walk = (parts) => {
+    for (const p of parts) {
+      if (p.request && ids.has(p.request.id)) out.push(p.request);
+      if (Array.isArray(p.parts)) walk(p.parts);
+      for (const m of p.members ?? []) walk(m.parts);
+    }
+  };
+  walk(run.parts);
+  return out;
 }
 
 // What the kernel sees as `ChatWidget.pending`: the open requirements of the paused run.
@@ -504,11 +710,14 @@ export function activeRun(state) {
   return null;
 }
 
+// The run's answer: its text and its workflow steps' (a step's text is the workflow's answer, sent
+// as plain `text_delta`s), never a team member's.
 export function runText(run) {
-  return run.parts
-    .filter((p) => p.kind === "text")
-    .map((p) => p.text)
-    .join("");
+  return ownText(run);
+}
+
+function ownText(host) {
+  return host.parts.map((p) => (p.kind === "text" ? p.text : p.kind === "step" ? ownText(p) : "")).join("");
 }
 
 function parseArgs(args) {
@@ -520,23 +729,50 @@ function parseArgs(args) {
   }
 }
 
+// A run's or a nested entry's own work, plain JSON: its text (its steps' too, never its members'), its tool
+// calls (a delegate call lists its members' work under `members`), its reasoning, and the
+// member parts and workflow steps it holds (`members`, `steps`) when it has any.
+function workOf(host) {
+  const text = ownText(host);
+  const reasoning = host.parts.filter((p) => p.kind === "reasoning").map((p) => p.text).join("");
+  const out = {
+    text,
+    tool_calls: host.parts
+      .filter((p) => p.kind === "tool")
+      .map((p) => {
+        const call = { name: p.name, args: parseArgs(p.args), result: p.result, is_error: p.isError };
+        if (p.members?.length) call.members = p.members.map(memberWork);
+        return call;
+      }),
+  };
+  if (reasoning) out.reasoning = reasoning;
+  const members = host.parts.filter((p) => p.kind === "member");
+  if (members.length) out.members = members.map(memberWork);
+  const steps = host.parts.filter((p) => p.kind === "step");
+  if (steps.length) {
+    out.steps = steps.map((st) => {
+      const step = { id: st.id, name: st.name, index: st.index, status: st.status, ...workOf(st) };
+      if (st.error) step.error = st.error;
+      return step;
+    });
+  }
+  return out;
+}
+
+function memberWork(m) {
+  const out = { id: m.id, name: m.name, run_id: m.runId, status: m.status, ...workOf(m) };
+  if (m.error) out.error = m.error;
+  return out;
+}
+
 // What the kernel sees as `ChatWidget.messages`: finished runs only, plain JSON.
 export function toMessages(state) {
   const out = [];
   for (const run of state.runs) {
     if (!isTerminal(run.status)) continue;
     out.push({ role: "user", text: run.message, tool_calls: [], status: run.status, run_id: run.runId });
-    const reasoning = run.parts.filter((p) => p.kind === "reasoning").map((p) => p.text).join("");
-    const msg = {
-      role: "assistant",
-      text: runText(run),
-      tool_calls: run.parts
-        .filter((p) => p.kind === "tool")
-        .map((p) => ({ name: p.name, args: parseArgs(p.args), result: p.result, is_error: p.isError })),
-      status: run.status,
-      run_id: run.runId,
-    };
-    if (reasoning) msg.reasoning = reasoning;
+    const { text, tool_calls, ...rest } = workOf(run);
+    const msg = { role: "assistant", text, tool_calls, status: run.status, run_id: run.runId, ...rest };
     if (run.error) msg.error = run.error;
     out.push(msg);
   }

@@ -102,6 +102,28 @@ const STATUS_NOTES = {
   interrupted: "Interrupted — the server stopped before this run finished",
 };
 
+const NEST_STATES = {
+  completed: "done",
+  failed: "failed",
+  cancelled: "stopped",
+  interrupted: "interrupted",
+  skipped: "skipped",
+};
+
+// The `task` argument of a delegate call, or "".
+function taskOf(args) {
+  try {
+    const task = JSON.parse(args)?.task;
+    return typeof task === "string" ? task : "";
+  } catch {
+    return "";
+  }
+}
+
+function hasRequest(entry) {
+  return entry.parts.some((p) => p.request || (Array.isArray(p.parts) && hasRequest(p)) || p.members?.some(hasRequest));
+}
+
 export class ChatView {
   constructor(el, controller, model) {
     this.el = el;
@@ -419,27 +441,7 @@ export class ChatView {
     entry.assistant.dataset.status = run.status;
     if (entry.userText.textContent !== run.message) entry.userText.textContent = run.message;
 
-    run.parts.forEach((part, i) => {
-      const isLast = i === run.parts.length - 1;
-      const streaming = !done && isLast;
-      let slot = entry.parts[i];
-      if (slot && slot.part.kind !== part.kind) {
-        for (const s of entry.parts.splice(i)) s.el.remove();
-        slot = undefined;
-      }
-      if (!slot) {
-        slot = { part: null, el: null, streaming: null, args: null, result: null, isError: null };
-        slot.el = this.createPart(part);
-        entry.body.append(slot.el);
-        entry.parts[i] = slot;
-      }
-      if (slot.part !== part || slot.streaming !== streaming) {
-        this.updatePart(slot, part, streaming, done, run);
-        slot.part = part;
-        slot.streaming = streaming;
-      }
-    });
-    for (const s of entry.parts.splice(run.parts.length)) s.el.remove();
+    this.renderParts(entry.body, entry.parts, run.parts, done, run);
 
     entry.typing.hidden = done || run.status === "paused" || run.parts.some((p) => p.kind === "text");
     entry.footer.replaceChildren();
@@ -495,20 +497,61 @@ export class ChatView {
     if (line.childElementCount) entry.footer.append(line);
   }
 
-  createPart(part) {
+  // Keeps `slots` (one per part, in order) and their elements in `host` in step with `parts`.
+  // `done` says the parts' owner (the run, or a member or step inside it) has finished, so
+  // nothing in them streams any more.
+  renderParts(host, slots, parts, done, run) {
+    parts.forEach((part, i) => {
+      const streaming = !done && i === parts.length - 1;
+      let slot = slots[i];
+      if (slot && slot.part.kind !== part.kind) {
+        for (const s of slots.splice(i)) s.el.remove();
+        slot = undefined;
+      }
+      if (!slot) {
+        slot = { part: null, el: null, streaming: null, done: null, args: null, result: null, isError: null, nested: null };
+        slot.el = this.createPart(part, slot);
+        host.append(slot.el);
+        slots[i] = slot;
+      }
+      // The owner's end changes how cards look (running -> no result, working -> stopped); a
+      // text that did not change is not rendered again for it.
+      const ended = slot.done !== done && part.kind !== "text" && part.kind !== "reasoning";
+      if (slot.part !== part || slot.streaming !== streaming || ended) {
+        this.updatePart(slot, part, streaming, done, run);
+        slot.part = part;
+        slot.streaming = streaming;
+        slot.done = done;
+      }
+    });
+    for (const s of slots.splice(parts.length)) s.el.remove();
+  }
+
+  createPart(part, slot) {
     if (part.kind === "text") return h("div", "dk-text dk-markdown");
     if (part.kind === "reasoning") {
       const details = h("details", "dk-thinking", { "data-testid": "dk-thinking" });
       details.append(h("summary"), h("div", "dk-thinking-text"));
       return details;
     }
+    if (part.kind === "member" || part.kind === "step") return this.createNest(part.kind, slot);
     const card = h("div", "dk-tool", { "data-testid": "dk-tool" });
     const head = h("div", "dk-tool-head");
-    head.append(h("span", "dk-tool-icon"), h("span", "dk-tool-name"), h("span", "dk-tool-state"));
-    head.append(h("span", "dk-tool-time", { "data-testid": "dk-tool-time" }));
+    // Kept on the slot: a delegate card holds members' tool cards with the same classes.
+    slot.toolName = h("span", "dk-tool-name");
+    slot.toolState = h("span", "dk-tool-state");
+    slot.toolTime = h("span", "dk-tool-time", { "data-testid": "dk-tool-time" });
+    head.append(h("span", "dk-tool-icon"), slot.toolName, slot.toolState, slot.toolTime);
     const args = h("details", "dk-tool-args");
-    args.append(text("summary", "", "arguments"), h("div", "dk-fold-slot"));
-    card.append(head, args, h("div", "dk-tool-result-slot"), h("div", "dk-tool-images"));
+    slot.argsEl = args;
+    slot.argsFold = h("div", "dk-fold-slot");
+    args.append(text("summary", "", "arguments"), slot.argsFold);
+    slot.resultSlot = h("div", "dk-tool-result-slot");
+    slot.imagesEl = h("div", "dk-tool-images");
+    // A delegate call's members, each a nested card, stacked in the order they started.
+    slot.members = [];
+    slot.membersEl = h("div", "dk-members", { "data-testid": "dk-members" });
+    card.append(head, args, slot.membersEl, slot.resultSlot, slot.imagesEl);
     return card;
   }
 
@@ -517,7 +560,72 @@ export class ChatView {
     else if (part.kind === "reasoning") {
       slot.el.querySelector("summary").textContent = streaming ? "Thinking…" : "Thoughts";
       slot.el.querySelector(".dk-thinking-text").textContent = part.text;
-    } else this.updateTool(slot, part, done, run);
+    } else if (part.kind === "member" || part.kind === "step") this.updateNest(slot, part, done, run);
+    else this.updateTool(slot, part, done, run);
+  }
+
+  // A member's card or a workflow step: a foldable box with its name and status, open while it
+  // works and folded once it is done (a fold the user changes stays theirs until then).
+  createNest(kind, slot) {
+    const el = h("details", `dk-nest dk-${kind}`, { "data-testid": `dk-${kind}` });
+    const head = h("summary", "dk-nest-head");
+    slot.nestIndex = text("span", "dk-nest-index", "");
+    slot.nestName = h("span", "dk-nest-name");
+    slot.nestState = h("span", "dk-nest-state");
+    slot.nestTask = h("span", "dk-nest-task");
+    head.append(h("span", "dk-nest-icon"), slot.nestIndex, slot.nestName, slot.nestTask, slot.nestState);
+    slot.nestBody = h("div", "dk-nest-body");
+    slot.nestError = h("div", "dk-error dk-nest-error", { role: "alert" });
+    slot.nestError.hidden = true;
+    slot.nestSlots = [];
+    slot.nestOpen = null;
+    el.append(head, slot.nestBody, slot.nestError);
+    return el;
+  }
+
+  updateNest(slot, entry, runDone, run) {
+    const el = slot.el;
+    const going = entry.status === "running" || entry.status === "paused";
+    const running = going && !runDone;
+    const status = going && runDone ? run.status : entry.status;
+    el.dataset.status = running ? entry.status : status;
+    el.dataset.name = entry.name;
+    if (entry.kind === "member" && entry.runId) el.dataset.memberRunId = entry.runId;
+    slot.nestIndex.textContent = entry.kind === "step" && Number.isInteger(entry.index) ? `${entry.index + 1}` : "";
+    slot.nestIndex.hidden = !slot.nestIndex.textContent;
+    slot.nestName.textContent = entry.name;
+    slot.nestState.textContent = running
+      ? entry.status === "paused" ? "waiting for you" : entry.kind === "step" ? "running…" : "working…"
+      : NEST_STATES[status] ?? status;
+    if (slot.nestOpen !== running) {
+      el.open = running;
+      slot.nestOpen = running;
+    }
+    // A request for the user inside keeps the box open: what is being decided is always in view.
+    if (run.status === "paused" && hasRequest(entry)) el.open = true;
+    this.renderParts(slot.nestBody, slot.nestSlots, entry.parts, !running, run);
+    slot.nestError.hidden = !entry.error;
+    slot.nestError.textContent = entry.error ?? "";
+  }
+
+  updateMembers(slot, members, done, run, task) {
+    members.forEach((m, i) => {
+      let ms = slot.members[i];
+      if (!ms) {
+        ms = { part: null, el: null, done: null };
+        ms.el = this.createNest("member", ms);
+        slot.membersEl.append(ms.el);
+        slot.members[i] = ms;
+      }
+      if (ms.part !== m || ms.done !== done) {
+        this.updateNest(ms, m, done, run);
+        ms.nestTask.textContent = task;
+        ms.nestTask.title = task;
+        ms.part = m;
+        ms.done = done;
+      }
+    });
+    for (const ms of slot.members.splice(members.length)) ms.el.remove();
   }
 
   // While streaming, the settled blocks are rendered once (appended to the head) and only the
@@ -577,39 +685,53 @@ export class ChatView {
     card.dataset.status = state;
     card.dataset.toolName = part.name;
     if (part.callId) card.dataset.callId = part.callId;
-    card.querySelector(".dk-tool-name").textContent = part.name;
-    card.querySelector(".dk-tool-state").textContent =
+    slot.toolName.textContent = part.name;
+    slot.toolState.textContent =
       { running: "running…", ok: "done", error: "error", incomplete: "no result", waiting: "waiting for you" }[state];
-    this.updateToolTime(card, part, state);
+    this.updateToolTime(slot, part, state);
     const args = pretty(part.args) || "{}";
-    const argsEl = card.querySelector(".dk-tool-args");
+    const argsEl = slot.argsEl;
     if (slot.args !== args) {
       slot.args = args;
-      argsEl.querySelector(".dk-fold-slot").replaceChildren(foldedPre(args));
+      slot.argsFold.replaceChildren(foldedPre(args));
     }
     if (waiting) argsEl.open = true; // what is being decided on is always in view
     else if (!argsEl.dataset.touched) {
-      argsEl.open = args.length < 400;
+      // A delegate call's task is shown on its members' cards (`dk-nest-task`).
+      argsEl.open = args.length < 400 && !part.name.startsWith("delegate_task_to_member");
       argsEl.dataset.touched = "1";
     }
     this.updateDecision(slot, waiting ? part.request : null, run.runId);
-    const resultSlot = card.querySelector(".dk-tool-result-slot");
+    this.updateMembers(slot, part.members ?? [], done, run, taskOf(part.args));
+    const resultSlot = slot.resultSlot;
+    const hasMembers = Boolean(part.members?.length);
     if (part.result === null) {
       if (slot.result !== null) resultSlot.replaceChildren();
       slot.result = null;
-    } else if (slot.result !== part.result || slot.isError !== part.isError) {
+    } else if (slot.result !== part.result || slot.isError !== part.isError || slot.nested !== hasMembers) {
       slot.result = part.result;
       slot.isError = part.isError;
-      const box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
-      box.append(text("div", "dk-tool-label", part.isError ? "error" : "result"), foldedPre(pretty(part.result)));
+      slot.nested = hasMembers;
+      const label = part.isError ? "error" : "result";
+      const result = pretty(part.result);
+      let box;
+      if (hasMembers) {
+        // A delegate's result repeats its members' answers, which are in view above: folded.
+        box = h("details", "dk-tool-result", { "data-testid": "dk-tool-result" });
+        box.append(text("summary", "", `${label} (${result.split("\n").length} lines)`), foldedPre(result));
+      } else {
+        box = h("div", "dk-tool-result", { "data-testid": "dk-tool-result" });
+        box.append(text("div", "dk-tool-label", label), foldedPre(result));
+      }
       resultSlot.replaceChildren(box);
     }
-    this.updateImages(card, part.images ?? []);
+    this.updateImages(slot, part.images ?? []);
   }
 
   // Running: seconds since the call's server timestamp, ticking; done: end minus start.
-  updateToolTime(card, part, state) {
-    const el = card.querySelector(".dk-tool-time");
+  updateToolTime(slot, part, state) {
+    const el = slot.toolTime;
+    const card = slot.el;
     if (state === "running" && typeof part.startTs === "number") {
       el.dataset.since = String(part.startTs);
       el.textContent = formatDuration(Math.max(0, Date.now() / 1000 - part.startTs));
@@ -636,8 +758,9 @@ export class ChatView {
   }
 
   // Each image once (the reducer drops repeats by id); bytes not of the named type are not shown.
-  updateImages(card, images) {
-    const box = card.querySelector(".dk-tool-images");
+  updateImages(slot, images) {
+    const card = slot.el;
+    const box = slot.imagesEl;
     const shown = new Set([...box.children].map((c) => c.dataset.imageId));
     for (const image of images) {
       if (shown.has(image.id)) continue;

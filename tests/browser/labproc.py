@@ -43,6 +43,8 @@ CHROMIUM_ARGS = [
 # channel a model controls (text, reasoning, tool names, tool arguments, tool results).
 AGENTS = {
     "demo": "deltakit_nb.offline:demo_agent",
+    "team": "deltakit_nb.offline:demo_team",
+    "workflow": "deltakit_nb.offline:demo_workflow",
     "xss": "xss_agents:xss_agent",
     "rich": "rich_agents:rich_agent",
 }
