@@ -65,7 +65,11 @@ export class Controller {
     this.onThread = () => this.threadChanged();
     model.on("change:thread_id", this.onThread);
     // Nothing is read or sent before the cell's binding says which thread this widget shows.
-    this.ready = this.bindCell();
+    this.bound = false; // true once the cell's binding has settled which thread this shows
+    this.ready = this.bindCell().finally(() => {
+      this.bound = true;
+      this.emit();
+    });
 
     this.transport = new Transport({
       url: socketUrl(cfg),

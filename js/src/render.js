@@ -358,6 +358,8 @@ export class ChatView {
     const conn = this.controller.conn;
     this.status.dataset.state = conn;
     this.root.dataset.conn = conn;
+    // Tells a test (or a user script) that the thread shown is the cell's settled one.
+    if (this.controller.bound) this.root.dataset.bound = "1";
     this.statusLabel.textContent = CONN_LABELS[conn] ?? conn;
   }
 

@@ -82,7 +82,9 @@ def rerun_cell(session: Session, index: int = 0) -> None:
     """Re-run cell `index` and wait for the new widget (the old view is marked first)."""
     session.page.locator(".dk-chat").evaluate_all("els => els.forEach(el => el.dataset.old = '1')")
     session.run_cell(index)
-    session.page.locator(".dk-chat:not([data-old])[data-conn=open]").first.wait_for(timeout=60_000)
+    # Open, and showing the thread the cell's binding settled on (not the key it starts from).
+    new_chat = ".dk-chat:not([data-old])[data-conn=open][data-bound]"
+    session.page.locator(new_chat).first.wait_for(timeout=60_000)
 
 
 def test_reload_before_save_then_rerun_continues_the_same_run(session: Session) -> None:
