@@ -2,19 +2,7 @@
 // (user_input), a result box (external_execution), choices (user_feedback). It is built once per
 // requirement, so what the user types survives re-renders; `update` only toggles its state.
 // Everything shown goes in through textContent.
-
-function h(tag, className, attrs = {}) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
-}
-
-function text(tag, className, value) {
-  const el = h(tag, className);
-  el.textContent = value;
-  return el;
-}
+import { h, text } from "./dom.js";
 
 function button(label, className, testid) {
   const b = text("button", `dk-dbutton ${className}`, label);

@@ -1,6 +1,7 @@
 // DOM for one view. Everything from the model or the server goes in through textContent,
 // except markdown, which goes through markdown.js (html:false + DOMPurify).
 import { buildDecision } from "./decision.js";
+import { h, text } from "./dom.js";
 import { fold, formatDuration, pretty, toolDuration } from "./fold.js";
 import { checkedImage } from "./images.js";
 import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
@@ -9,19 +10,6 @@ import { relativeTime, shortId } from "./when.js";
 
 const RETRYABLE = ["failed", "cancelled", "interrupted"];
 const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see updateText)
-
-function h(tag, className, attrs = {}) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
-}
-
-function text(tag, className, value) {
-  const el = h(tag, className);
-  el.textContent = value;
-  return el;
-}
 
 // Copies `value`; the button says whether it worked (no permission: "Copy failed").
 async function copyText(button, value) {
