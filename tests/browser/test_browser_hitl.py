@@ -91,6 +91,7 @@ def test_approve_by_clicking_after_a_reload_and_a_user_input_form(session: Sessi
 
     # A reopened notebook (a new kernel, the widget from the saved state): the card is back.
     n, run_id, _ = pause(session, CONFIRM)
+    session.save()  # closing a notebook marked modified would open a dialog
     session.command("application:close-all")
     page.locator(".jp-Notebook").wait_for(state="detached")
     lab.shutdown_sessions()

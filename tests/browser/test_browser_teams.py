@@ -156,6 +156,8 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     assert [shape(session, 0), shape(session, 1)] == before
 
     # A reopened notebook (a new kernel, the widgets from the saved state): the same again.
+    # Saved first: closing a notebook that is (still) marked modified opens a dialog.
+    session.save()
     session.command("application:close-all")
     page.locator(".jp-Notebook").wait_for(state="detached")
     lab.shutdown_sessions()
