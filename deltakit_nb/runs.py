@@ -17,7 +17,7 @@ from .adapter import AgnoAdapter
 from .eventlog import EventLog
 from .images import ImageLimits
 from .kernel_wire import AGENT_PREFIX as KERNEL_AGENT
-from .protocol import FrameError, RunStatus
+from .protocol import Event, FrameError, RunStatus
 from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
@@ -440,32 +440,16 @@ class RunRegistry:
             await asyncio.to_thread(self.store.close)
 
     async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
-        if run.runner is not None:
-            return await self._execute_elsewhere(run, run.runner, continuation)
+        """Run (or continue) `run` until it ends or pauses; every way out of it ends here."""
         adapter = AgnoAdapter(self.image_limits)
         run.status = RunStatus.RUNNING
         try:
-            agent = run.runnable = await asyncio.to_thread(self.build_agent, run.agent)
-            content_type, member_type = content_types(agent, adapter, run.id)
-            if continuation is None:
-                kwargs: dict[str, Any] = {"yield_run_output": True} if not adapter.workflow else {}
-                stream = agent.arun(
-                    run.message,
-                    stream=True,
-                    stream_events=True,
-                    run_id=run.id,
-                    session_id=run.thread_id,
-                    **kwargs,
-                )
+            if run.runner is not None:
+                terminal = await self._run_elsewhere(run, run.runner, continuation, adapter)
             else:
-                adapter.images.remember(run.log.encoded())
-                adapter.resume_members(continuation[0])
-                stream = await self._continue(agent, run, continuation[1])
-            await relay(stream, adapter, run.log, content_type, adapter.run_id, member_type)
-            if adapter.paused and adapter.status is None:
-                self._pause(run, adapter)
+                terminal = await self._run_here(run, continuation, adapter)
+            if terminal is None:  # paused: no terminal event, the log stays open
                 return
-            terminal = adapter.finish(RunStatus.COMPLETED)
         except asyncio.CancelledError:
             status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
             terminal = adapter.finish(status)
@@ -476,28 +460,44 @@ class RunRegistry:
             run.log.append(out)
         self._finished(run, adapter.status or RunStatus.COMPLETED)
 
-    async def _execute_elsewhere(
-        self, run: Run, runner: Runner, continuation: Continuation | None
-    ) -> None:
-        """`_execute` for a run that a Runner executes: it publishes, this ends the run."""
-        adapter = AgnoAdapter()
-        run.status = RunStatus.RUNNING
-        try:
-            outcome, message = await runner(run, continuation)
-            if outcome is RunStatus.PAUSED:
-                adapter.paused = run.requirements
-                self._pause(run, adapter)
-                return
-            terminal = adapter.finish(outcome, message)
-        except asyncio.CancelledError:
-            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
-            terminal = adapter.finish(status)
-        except Exception as exc:
-            log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
-            terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        for out in terminal:
-            run.log.append(out)
-        self._finished(run, adapter.status or RunStatus.COMPLETED)
+    async def _run_here(
+        self, run: Run, continuation: Continuation | None, adapter: AgnoAdapter
+    ) -> list[Event] | None:
+        """agno in this process: its events into the run's log; the terminal events, or None
+        when the run paused."""
+        agent = run.runnable = await asyncio.to_thread(self.build_agent, run.agent)
+        content_type, member_type = content_types(agent, adapter, run.id)
+        if continuation is None:
+            kwargs: dict[str, Any] = {"yield_run_output": True} if not adapter.workflow else {}
+            stream = agent.arun(
+                run.message,
+                stream=True,
+                stream_events=True,
+                run_id=run.id,
+                session_id=run.thread_id,
+                **kwargs,
+            )
+        else:
+            adapter.images.remember(run.log.encoded())
+            adapter.resume_members(continuation[0])
+            stream = await self._continue(agent, run, continuation[1])
+        await relay(stream, adapter, run.log, content_type, adapter.run_id, member_type)
+        if adapter.paused and adapter.status is None:
+            self._pause(run, adapter)
+            return None
+        return adapter.finish(RunStatus.COMPLETED)
+
+    async def _run_elsewhere(
+        self, run: Run, runner: Runner, continuation: Continuation | None, adapter: AgnoAdapter
+    ) -> list[Event] | None:
+        """A run that a Runner executes (it publishes the events): its terminal events, or
+        None when it paused."""
+        outcome, message = await runner(run, continuation)
+        if outcome is RunStatus.PAUSED:
+            adapter.paused = run.requirements
+            self._pause(run, adapter)
+            return None
+        return adapter.finish(outcome, message)
 
     @staticmethod
     async def _continue(agent: Any, run: Run, decisions: list[dict[str, Any]]) -> Any:
