@@ -71,6 +71,8 @@ class EventLog:
         puts its texts in `texts` instead, and they are flushed together.)"""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
+        if self.member_texts:
+            self.flush()
         self.texts.append(delta)
         self.flush()
         return len(self._encoded) - 1

@@ -276,6 +276,8 @@ def test_member_texts_wait_and_flush_in_arrival_order() -> None:
     log.texts.append("lead 2")
     log.append(protocol.text_delta("x"))
     log.add_member_text("d", tail1)
+    log.append_text("y")
+    log.add_member_text("e", tail2)
     log.close()  # flushes what waits
     expected = [
         protocol.member_text_delta("a", "m1"),
@@ -285,6 +287,8 @@ def test_member_texts_wait_and_flush_in_arrival_order() -> None:
         protocol.text_delta("lead 2"),
         protocol.text_delta("x"),
         protocol.member_text_delta("d", "m1"),
+        protocol.text_delta("y"),
+        protocol.member_text_delta("e", "m2"),
     ]
     assert log.encoded() == [
         protocol.encode_run_event(e, i, "R1", '"R1"') for i, e in enumerate(expected)
