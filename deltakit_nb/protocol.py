@@ -137,7 +137,7 @@ def run_resumed(decisions: list[dict[str, Any]]) -> Event:
 # Teams and workflows. A member run is introduced once, by `member_started` (its `member` and the
 # leader's `parent_call_id`); its later events are its agent's own (reasoning, tool_call,
 # tool_result) with only `member_run_id` added (see `nested`): a member's text is most of a team
-# run, and naming the member in full on each chunk made it more than twice a text_delta's size.
+# run, and naming the member in full on each chunk made it 2.5 times a text_delta's size.
 # Its text is a type of its own so that a client that knows only text_delta never mixes it into
 # the leader's answer.
 
