@@ -14,9 +14,10 @@
 // leader's delegate tool card named by `parent_call_id` (`part.members`), or is a member part of
 // its own when no such card exists. The member's later events name its run by `member_run_id`
 // and go into that entry (logs stored before `member_run_id` carry `member` and
-// `parent_call_id` on every member event: read the same). An event with `step` goes into that workflow step's part
-// (`{kind: "step", parts, status, ...}`, opened by `step_started`). Nested entries hold the same
-// kinds of parts as a run, so the view and `toMessages` walk them the same way.
+// `parent_call_id` on every member event: read the same). An event with `step` goes into that
+// workflow step's part (`{kind: "step", parts, status, ...}`, opened by `step_started`). Nested
+// entries hold the same kinds of parts as a run, so the view and `toMessages` walk them the
+// same way.
 
 export const TERMINAL = Object.freeze(["completed", "cancelled", "failed", "interrupted"]);
 
