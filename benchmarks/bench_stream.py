@@ -167,9 +167,20 @@ async def team_alone(chunks: int, history_db: str) -> float:
     return time.perf_counter() - start
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far, all its threads (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def nested_figures(chunks: int, history_db: str, team: bool, rounds: int = ROUNDS) -> None:
     """Live ÷ agno alone for an agent run and (unless `team` is False) a team run whose member
-    streams the chunks, in alternating rounds on one server (store on)."""
+    streams the chunks, in alternating rounds on one server (store on). Beside the wall times,
+    the CPU each one used (the server process's, all its threads, for a live run; this
+    process's for agno alone), which a busy machine disturbs far less."""
     with JupyterProcess() as server:
         target = Target("deltakit_nb", server.ws_url, TOKEN)
         asyncio.run(live(target, 200))  # warm up
@@ -187,14 +198,22 @@ def nested_figures(chunks: int, history_db: str, team: bool, rounds: int = ROUND
             measures["team_alone"] = lambda: team_alone(chunks, history_db)
             measures["team_live"] = lambda: team_live(target, chunks)
         times: dict[str, list[float]] = {name: [] for name in measures}
+        cpu: dict[str, list[float]] = {name: [] for name in measures}
+        assert server.proc is not None
+        pid = server.proc.pid
         shuffle = random.Random(7).shuffle
         for _ in range(rounds):
             order = list(measures)
             shuffle(order)
             for name in order:
+                live_run = name.endswith("_live")
+                before = process_cpu(pid) if live_run else time.process_time()
                 times[name].append(asyncio.run(measures[name]()))
+                after = process_cpu(pid) if live_run else time.process_time()
+                cpu[name].append(after - before)
     med = {name: statistics.median(t) for name, t in times.items()}
     low = {name: min(t) for name, t in times.items()}
+    mcpu = {name: statistics.median(t) for name, t in cpu.items()}
     print(f"\n{chunks} chunks, {rounds} alternating rounds: median (best) seconds")
     for kind in ("agent", "team") if team else ("agent",):
         alone, on = f"{kind}_alone", f"{kind}_live"
@@ -202,7 +221,10 @@ def nested_figures(chunks: int, history_db: str, team: bool, rounds: int = ROUND
             f"{kind} run by agno alone (history db):  {med[alone]:8.3f} ({low[alone]:.3f})\n"
             f"{kind} run live start→done:            {med[on]:8.3f} ({low[on]:.3f})\n"
             f"{kind} live ÷ agno alone:              {med[on] / med[alone]:8.3f} × "
-            f"(bests: {low[on] / low[alone]:.3f} ×)"
+            f"(bests: {low[on] / low[alone]:.3f} ×)\n"
+            f"{kind} CPU, server ÷ agno alone:       {mcpu[on] / mcpu[alone]:8.3f} × "
+            f"({mcpu[on]:.3f} / {mcpu[alone]:.3f} s; "
+            f"{(mcpu[on] - mcpu[alone]) / chunks * 1e6:+.2f} µs a chunk)"
         )
 
 

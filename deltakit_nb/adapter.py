@@ -200,7 +200,9 @@ class AgnoAdapter:
                 agent_id = getattr(requirement, "member_agent_id", None) or ""
                 name = getattr(requirement, "member_agent_name", None) or agent_id
                 entry = ({"id": agent_id, "name": name, "run_id": run_id}, None)
-            protocol.nested(out, *entry)
+            # A requirement names its member in full: a client shows it even without the
+            # member's member_started (a paused run's requirements are also stored apart).
+            out["member"], out["parent_call_id"] = entry
         return out
 
     def resume_members(self, requirements: list[dict[str, Any]]) -> None:
@@ -211,7 +213,7 @@ class AgnoAdapter:
             if isinstance(member, dict) and member.get("run_id"):
                 entry = (member, requirement.get("parent_call_id"))
                 self._members[member["run_id"]] = entry
-                self.member_tails[member["run_id"]] = protocol.member_text_tail(*entry)
+                self.member_tails[member["run_id"]] = protocol.member_text_tail(member["run_id"])
 
     def _delegation_started(self, tool: Any) -> None:
         if tool.tool_name in DELEGATE_TOOLS:
@@ -247,34 +249,30 @@ class AgnoAdapter:
             entry = self._members[run_id] = (new, self._parent_call(agent_id, name))
             if not self.workflow:
                 out.append(protocol.member_started(*entry))
-                self.member_tails[run_id] = protocol.member_text_tail(*entry)
-        member: Member | None = None
-        parent: str | None = None
-        if not self.workflow:  # a step's work is the workflow's answer: plain events with `step`
-            member, parent = entry
+                self.member_tails[run_id] = protocol.member_text_tail(run_id)
+        # A step's work is the workflow's answer: plain events with `step`, no member.
+        member = None if self.workflow else run_id
         if kind == "RunContent":
             reasoning = getattr(event, "reasoning_content", None)
             if reasoning:
-                out.append(protocol.nested(protocol.reasoning(reasoning), member, parent, step))
+                out.append(protocol.nested(protocol.reasoning(reasoning), member, step))
             content = getattr(event, "content", None)
             if content is not None and content != "":
                 if member is None:
-                    out.append(
-                        protocol.nested(protocol.text_delta(_text(content)), None, None, step)
-                    )
+                    out.append(protocol.nested(protocol.text_delta(_text(content)), None, step))
                 else:
-                    out.append(protocol.member_text_delta(_text(content), member, parent))
+                    out.append(protocol.member_text_delta(_text(content), member))
         elif kind == "ReasoningContentDelta":
             text = getattr(event, "reasoning_content", None)
             if text:
-                out.append(protocol.nested(protocol.reasoning(text), member, parent, step))
+                out.append(protocol.nested(protocol.reasoning(text), member, step))
         elif kind == "ToolCallStarted" and event.tool is not None:
             tool = event.tool
             self._delegation_started(tool)  # a member team's own delegations
             call = protocol.tool_call(
                 tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id, self.clock()
             )
-            out.append(protocol.nested(call, member, parent, step))
+            out.append(protocol.nested(call, member, step))
         elif kind == "ToolCallCompleted" and event.tool is not None:
             tool = event.tool
             self._delegations.pop(tool.tool_call_id, None)
@@ -286,13 +284,13 @@ class AgnoAdapter:
                 self.clock(),
                 self.images.new_images(getattr(event, "images", None)),
             )
-            out.append(protocol.nested(result, member, parent, step))
+            out.append(protocol.nested(result, member, step))
         elif kind in _MEMBER_ENDS and member is not None:
             status = _MEMBER_ENDS[kind]
             self._ended.add(run_id)
             self.member_tails.pop(run_id, None)
             message = _text(getattr(event, "content", None)) if status is RunStatus.FAILED else ""
-            out.append(protocol.member_done(member, parent, status, message))
+            out.append(protocol.member_done(member, status, message))
         return out
 
     def _workflow(self, event: Any, kind: str) -> list[Event]:

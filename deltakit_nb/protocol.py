@@ -134,50 +134,39 @@ def run_resumed(decisions: list[dict[str, Any]]) -> Event:
     return {"type": "run_resumed", "decisions": decisions}
 
 
-# Teams and workflows. A member's events are its agent's own (reasoning, tool_call, tool_result)
-# with `member` and `parent_call_id` added (see `nested`); its text is a type of its own so
-# that a client that knows only text_delta never mixes it into the leader's answer.
+# Teams and workflows. A member run is introduced once, by `member_started` (its `member` and the
+# leader's `parent_call_id`); its later events are its agent's own (reasoning, tool_call,
+# tool_result) with only `member_run_id` added (see `nested`): a member's text is most of a team
+# run, and naming the member in full on each chunk made it 2.5 times a text_delta's size.
+# Its text is a type of its own so that a client that knows only text_delta never mixes it into
+# the leader's answer.
 
 Member = dict[str, Any]  # {"id", "name", "run_id"}
 Step = dict[str, Any]  # {"id", "name", "index"}
 
 
-def nested(
-    event: Event, member: Member | None, parent_call_id: str | None, step: Step | None = None
-) -> Event:
-    """`event` as the work of a team member (inside the leader's call `parent_call_id`) or of
-    a workflow step: the fields are added only when known."""
-    if member is not None:
-        event["member"] = member
-        event["parent_call_id"] = parent_call_id
+def nested(event: Event, member_run_id: str | None, step: Step | None = None) -> Event:
+    """`event` as the work of a team member's run (introduced by its member_started) or of a
+    workflow step: the fields are added only when known."""
+    if member_run_id is not None:
+        event["member_run_id"] = member_run_id
     if step is not None:
         event["step"] = step
     return event
 
 
 def member_started(member: Member, parent_call_id: str | None) -> Event:
+    """A member's run began, inside the leader's call `parent_call_id` (None: outside any)."""
     return {"type": "member_started", "member": member, "parent_call_id": parent_call_id}
 
 
-def member_text_delta(delta: str, member: Member, parent_call_id: str | None) -> Event:
-    return {
-        "type": "member_text_delta",
-        "delta": delta,
-        "member": member,
-        "parent_call_id": parent_call_id,
-    }
+def member_text_delta(delta: str, member_run_id: str) -> Event:
+    return {"type": "member_text_delta", "delta": delta, "member_run_id": member_run_id}
 
 
-def member_done(
-    member: Member, parent_call_id: str | None, status: RunStatus, message: str = ""
-) -> Event:
+def member_done(member_run_id: str, status: RunStatus, message: str = "") -> Event:
     """A member's run ended; `message` says why when it failed."""
-    event: Event = {
-        "type": "member_done",
-        "member": member,
-        "parent_call_id": parent_call_id,
-        "status": status.value,
-    }
+    event: Event = {"type": "member_done", "member_run_id": member_run_id, "status": status.value}
     if message:
         event["message"] = message
     return event
@@ -382,15 +371,15 @@ def encode_text_delta(delta: str, event_id: int, run_id_json: str) -> str:
     )
 
 
-def member_text_tail(member: Member, parent_call_id: str | None) -> str:
-    """The encoded fields after `delta` of a member's text deltas (the same for all of a
-    member run's), for `encode_member_text`."""
-    return _encoder.encode({"member": member, "parent_call_id": parent_call_id})[1:-1] + ","
+def member_text_tail(member_run_id: str) -> str:
+    """The encoded fields after `delta` of a member run's text deltas, for
+    `encode_member_text`."""
+    return f'"member_run_id":{encode_str(member_run_id)},'
 
 
 def encode_member_text(delta: str, tail: str, event_id: int, run_id_json: str) -> str:
-    """`encode_run_event(member_text_delta(delta, member, parent_call_id), …)` from the
-    member's `member_text_tail`, without building the event dict: byte-for-byte the same."""
+    """`encode_run_event(member_text_delta(delta, member_run_id), …)` from the member run's
+    `member_text_tail`, without building the event dict: byte-for-byte the same."""
     return (
         f'{{"type":"member_text_delta","delta":{encode_str(delta)},{tail}'
         f'"eventId":{event_id},"runId":{run_id_json}}}'

@@ -77,8 +77,32 @@ WORKFLOW = [
     {"type": "error", "message": "the workflow failed"},
 ]
 
+
+def _now(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same events in today's wire shape: a member run is named in full by its
+    member_started only, its later events by `member_run_id` (the lists above have the shape
+    of logs stored before, which must read the same)."""
+    out = []
+    for e in events:
+        if "member" in e and e["type"] != "member_started":
+            run_id = e["member"]["run_id"]
+            e = {k: v for k, v in e.items() if k not in ("member", "parent_call_id")}
+            e["member_run_id"] = run_id
+        out.append(e)
+    return out
+
+
 RUNS = [("team", "completed", TEAM), ("parallel", "cancelled", PARALLEL)]
-RUNS += [("workflow", "failed", WORKFLOW)]
+RUNS += [("workflow", "failed", WORKFLOW), ("team now", "completed", _now(TEAM))]
+# A member run never introduced (a log cut before its member_started): a member of no name.
+STRAY = [
+    {"type": "run_started", "agent": "team"},
+    {"type": "member_text_delta", "delta": "Hi", "member_run_id": "m9"},
+    {"type": "member_done", "status": "completed", "member_run_id": "m9"},
+    {"type": "text_delta", "delta": "Lead."},
+    {"type": "done", "status": "completed"},
+]
+RUNS += [("stray", "completed", STRAY)]
 
 
 def _log(run_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,6 +123,26 @@ def test_members_text_stays_out_of_the_answer() -> None:
             "tool_calls": [
                 {"name": "multiply", "args": {"a": 6}, "result": "42", "is_error": False}
             ],
+        }
+    ]
+
+
+def test_members_by_run_id_read_as_the_full_member_events_of_older_logs() -> None:
+    now = _now(TEAM)
+    assert sum("member_run_id" in e for e in now) == 5
+    assert run_messages("r", "m", "completed", _log("r", now)) == run_messages(
+        "r", "m", "completed", _log("r", TEAM)
+    )
+    _, answer = run_messages("r", "m", "completed", _log("r", STRAY))
+    assert answer["content"] == "Lead."
+    assert answer["members"] == [
+        {
+            "id": "",
+            "name": "member",
+            "run_id": "m9",
+            "status": "completed",
+            "text": "Hi",
+            "tool_calls": [],
         }
     ]
 
@@ -161,7 +205,7 @@ def test_same_nested_messages_as_the_widget() -> None:
     ours = [
         m for r in runs for m in run_messages(r["run_id"], r["message"], r["status"], r["events"])
     ]
-    assert len(widget) == len(ours) == 6
+    assert len(widget) == len(ours) == 2 * len(RUNS)
     for w, o in zip(widget, ours, strict=True):
         as_widget = {k: v for k, v in o.items() if k != "content"}
         as_widget["text"] = o["content"]

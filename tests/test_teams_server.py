@@ -1,5 +1,6 @@
 """Teams and workflows on a real server: the real agno team loop (offline models), a real
-WebSocket; member work nested by `member` / `parent_call_id`, workflow steps."""
+WebSocket; member runs introduced by member_started (`member`, `parent_call_id`), their work
+nested by `member_run_id`, workflow steps."""
 
 from __future__ import annotations
 
@@ -40,7 +41,24 @@ async def stored(jp_fetch: Any, run_id: str) -> Any:
 
 
 def of_member(events: list[dict], name: str) -> list[dict]:
-    return [e for e in events if (e.get("member") or {}).get("name") == name]
+    """The events of the runs of the member `name`: its member_started, then those that name
+    the run by `member_run_id`."""
+    runs = {
+        e["member"]["run_id"]
+        for e in events
+        if e["type"] == "member_started" and e["member"]["name"] == name
+    }
+    return [
+        e
+        for e in events
+        if e.get("member_run_id") in runs
+        or (e["type"] == "member_started" and e["member"]["run_id"] in runs)
+    ]
+
+
+def nested(event: dict) -> bool:
+    """A member's event (not the leader's own)."""
+    return "member" in event or "member_run_id" in event
 
 
 def member_text(events: list[dict], name: str) -> str:
@@ -55,7 +73,7 @@ async def test_delegated_member_work_nests_in_the_leaders_call(
     run_id = events[0]["runId"]
     assert_gap_free(events, run_id)
     print("\n".join(json.dumps(e) for e in events))  # the wire events, for the report
-    [delegate] = [e for e in events if e["type"] == "tool_call" and "member" not in e]
+    [delegate] = [e for e in events if e["type"] == "tool_call" and not nested(e)]
     assert delegate["tool_name"] == DELEGATE
     assert json.loads(delegate["argument"]) == {"member_id": "researcher", "task": "what is 6 * 7?"}
     member = of_member(events, "researcher")
@@ -66,19 +84,23 @@ async def test_delegated_member_work_nests_in_the_leaders_call(
         *["member_text_delta"] * 6,
         "member_done",
     ]
-    assert all(e["parent_call_id"] == delegate["call_id"] for e in member)
-    assert len({e["member"]["run_id"] for e in member}) == 1
-    assert member[0]["member"]["run_id"] != run_id and member[0]["member"]["id"] == "researcher"
+    started = member[0]
+    assert started["parent_call_id"] == delegate["call_id"]
+    assert started["member"]["run_id"] != run_id and started["member"]["id"] == "researcher"
+    # Who the member is is said once: its later events name its run, nothing more.
+    assert {e["member_run_id"] for e in member[1:]} == {started["member"]["run_id"]}
+    assert not any("member" in e or "parent_call_id" in e for e in member[1:])
+    assert set(member[3]) == {"type", "delta", "member_run_id", "eventId", "runId"}
     assert member[1]["tool_name"] == "calculator" and member[2]["output"] == "42"
     assert member_text(events, "researcher") == "The `calculator` returned **42**."
     assert member[-1]["status"] == "completed"
     # The leader's answer is the only plain text; its delegate result closes the member's card.
-    [result] = [e for e in events if e["type"] == "tool_result" and "member" not in e]
+    [result] = [e for e in events if e["type"] == "tool_result" and not nested(e)]
     assert result["call_id"] == delegate["call_id"] and events.index(result) > events.index(
         member[-1]
     )
     assert text(events) == "The team's answer:\n\nThe `calculator` returned **42**.\n"
-    assert not any("member" in e for e in events if e["type"] == "text_delta")
+    assert not any(nested(e) for e in events if e["type"] == "text_delta")
     # A team run's footer figures are the leader's run metrics, as for an agent.
     metrics = events[-1].pop("metrics")
     assert metrics["model"] == "offline" and metrics["output_tokens"] > 0
@@ -94,13 +116,14 @@ async def test_parallel_members_each_nest_in_their_own_call(jp_ws_fetch: Any) ->
     calls = {
         json.loads(e["argument"])["member_id"]: e["call_id"]
         for e in events
-        if e["type"] == "tool_call" and "member" not in e
+        if e["type"] == "tool_call" and not nested(e)
     }
     assert set(calls) == {"researcher", "writer"}
     for name in ("researcher", "writer"):
         member = of_member(events, name)
         assert member[0]["type"] == "member_started" and member[-1]["type"] == "member_done"
-        assert {e["parent_call_id"] for e in member} == {calls[name]}
+        assert member[0]["parent_call_id"] == calls[name]
+        assert len({e["member_run_id"] for e in member[1:]}) == 1
     assert member_text(events, "writer") == "Draft: summarise X"
     assert any(e["type"] == "reasoning" for e in of_member(events, "researcher"))
     assert "Draft: summarise X" in text(events) and events[-1]["status"] == "completed"
@@ -152,9 +175,10 @@ async def test_a_failing_member_fails_alone_and_the_leader_goes_on(jp_ws_fetch: 
     events += await recv_until_terminal(ws)
     [done] = [e for e in events if e["type"] == "member_done"]
     assert done["status"] == "failed" and "failed on purpose" in done["message"]
-    assert done["member"]["name"] == "researcher"
-    [result] = [e for e in events if e["type"] == "tool_result" and "member" not in e]
-    assert result["call_id"] == done["parent_call_id"]
+    started = of_member(events, "researcher")[0]
+    assert done["member_run_id"] == started["member"]["run_id"]
+    [result] = [e for e in events if e["type"] == "tool_result" and not nested(e)]
+    assert result["call_id"] == started["parent_call_id"]
     assert text(events).startswith("The team's answer:")
     assert "metrics" in events[-1]
     assert {k: v for k, v in events[-1].items() if k != "metrics"} == {
@@ -189,7 +213,7 @@ async def test_workflow_steps_stream_in_order(jp_ws_fetch: Any, jp_fetch: Any) -
     assert text([e for e in deltas if e["step"] == write]) == "Draft: " + said.replace("`", "'")
     assert all(e["status"] == "completed" for e in events if e["type"] == "step_completed")
     assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
-    assert not any("member" in e for e in events)
+    assert not any(nested(e) for e in events)
     ws.close()
 
 
@@ -222,7 +246,7 @@ async def test_a_members_approval_pauses_the_team_and_continues_it(
     paused = events[-1]
     assert paused["type"] == "run_paused"
     [req] = paused["requirements"]
-    [delegate] = [e for e in events if e["type"] == "tool_call" and "member" not in e]
+    [delegate] = [e for e in events if e["type"] == "tool_call" and not nested(e)]
     [started] = [e for e in events if e["type"] == "member_started"]
     assert req["tool_name"] == "confirm_action" and req["member"] == started["member"]
     assert req["parent_call_id"] == delegate["call_id"]
@@ -233,9 +257,9 @@ async def test_a_members_approval_pauses_the_team_and_continues_it(
     events += await recv_until_terminal(ws)
     assert_gap_free(events, run_id)
     after = events[[e["type"] for e in events].index("run_resumed") + 1 :]
-    calls = [e for e in after if e["type"] in ("tool_call", "tool_result") and "member" in e]
-    assert calls and all(e["member"] == started["member"] for e in calls)
-    assert all(e["parent_call_id"] == delegate["call_id"] for e in calls)
+    calls = [e for e in after if e["type"] in ("tool_call", "tool_result") and nested(e)]
+    assert calls and all(e["member_run_id"] == started["member"]["run_id"] for e in calls)
+    assert started["parent_call_id"] == delegate["call_id"]
     [result] = [e for e in calls if e["type"] == "tool_result"]
     if approve:
         assert result["output"] == "done: ship it" and not result["is_error"]

@@ -65,7 +65,8 @@ def test_member_events_nest_and_do_not_end_the_team_run() -> None:
         ]
         for e in adapter.translate(event)
     ]
-    nest = {"member": RESEARCHER, "parent_call_id": "c1"}
+    # The member run is introduced once; its later events name it by its run id only.
+    nest = {"member_run_id": "m1"}
     assert out == [
         {
             "type": "tool_call",
@@ -74,7 +75,7 @@ def test_member_events_nest_and_do_not_end_the_team_run() -> None:
             "call_id": "c1",
             "ts": 1.0,
         },
-        {"type": "member_started", **nest},
+        {"type": "member_started", "member": RESEARCHER, "parent_call_id": "c1"},
         {"type": "reasoning", "text": "hmm", **nest},
         {
             "type": "tool_call",
@@ -128,13 +129,7 @@ def test_parallel_delegations_match_their_members_and_a_member_failure_is_its_ow
     assert started_r[0]["parent_call_id"] == "c1"
     failed = adapter.translate(member(agent_events.RunErrorEvent, RESEARCHER, content="boom"))
     assert failed == [
-        {
-            "type": "member_done",
-            "member": RESEARCHER,
-            "parent_call_id": "c1",
-            "status": "failed",
-            "message": "boom",
-        }
+        {"type": "member_done", "member_run_id": "m1", "status": "failed", "message": "boom"}
     ]
     # A cancelled member's late RunCompleted (agno sends both) adds nothing.
     assert adapter.translate(member(agent_events.RunCompletedEvent, RESEARCHER)) == []
@@ -142,7 +137,7 @@ def test_parallel_delegations_match_their_members_and_a_member_failure_is_its_ow
     text = adapter.translate(
         agent_events.RunContentEvent(run_id="m2", agent_name="Writer Bot", content="x")
     )
-    assert text[0]["type"] == "member_text_delta" and text[0]["parent_call_id"] == "c2"
+    assert text == [{"type": "member_text_delta", "delta": "x", "member_run_id": "m2"}]
 
 
 def test_broadcast_members_share_the_one_delegate_call() -> None:
@@ -227,22 +222,23 @@ def test_relay_keeps_member_text_out_of_the_leaders_text() -> None:
 
 
 def test_member_text_fast_path_writes_what_translate_would() -> None:
-    member = {"id": "r", "name": "Ré \u2028", "run_id": "m1"}
-    for delta in ("plain", 'quo"te\n', "\ud800 lone", "é"):
-        event = protocol.member_text_delta(delta, member, "call-1")
-        tail = protocol.member_text_tail(member, "call-1")
-        expected = protocol.encode_run_event(event, 7, "R1", '"R1"')
-        assert protocol.encode_member_text(delta, tail, 7, '"R1"') == expected
+    for run_id in ("m1", "Ré \u2028\ud800"):
+        for delta in ("plain", 'quo"te\n', "\ud800 lone", "é"):
+            event = protocol.member_text_delta(delta, run_id)
+            tail = protocol.member_text_tail(run_id)
+            expected = protocol.encode_run_event(event, 7, "R1", '"R1"')
+            assert protocol.encode_member_text(delta, tail, 7, '"R1"') == expected
     team = demo_team(0)
     fast = asyncio.run(relayed(team, "delegate all echo hello there"))
     slow = asyncio.run(relayed(team, "delegate all echo hello there", fast=False))
 
     def shape(events: list[dict[str, Any]]) -> list[Any]:
+        names = {e["member"]["run_id"]: e["member"]["name"] for e in events if "member" in e}
         return sorted(  # the members' chunks interleave in any order; their run ids are new
             (
                 e["type"],
                 e.get("delta"),
-                (e.get("member") or {}).get("name"),
+                names.get(e.get("member_run_id") or (e.get("member") or {}).get("run_id")),
                 e.get("eventId") is not None,
             )
             for e in events
@@ -259,3 +255,78 @@ def test_relay_of_an_agent_and_a_workflow() -> None:
     kinds = [e["type"] for e in flow]
     assert kinds[0] == "step_started" and kinds[-1] == "done" and kinds.count("step_completed") == 2
     assert all("step" in e for e in flow if e["type"] == "text_delta")
+
+
+def test_member_texts_wait_and_flush_in_arrival_order() -> None:
+    """Members' text deltas are batched as the leader's are: whoever's texts wait are flushed
+    before anyone else's are added, so ids follow arrival order, byte-for-byte as `append`."""
+    log, tail1, tail2 = (
+        EventLog("R1"),
+        protocol.member_text_tail("m1"),
+        protocol.member_text_tail("m2"),
+    )
+    assert log.add_member_text("a", tail1) is True  # the first waiting text: schedule a flush
+    assert log.add_member_text("b", tail1) is False
+    assert len(log) == 0 and log.member_texts == ["a", "b"]
+    assert log.add_member_text("c", tail2) is True  # another member: m1's go first
+    assert len(log) == 2 and log.member_texts == ["c"]
+    log.flush()  # as the relay does before the leader's first waiting text
+    log.texts.append("lead")
+    log.flush()
+    log.texts.append("lead 2")
+    log.append(protocol.text_delta("x"))
+    log.add_member_text("d", tail1)
+    log.append_text("y")
+    log.add_member_text("e", tail2)
+    log.close()  # flushes what waits
+    expected = [
+        protocol.member_text_delta("a", "m1"),
+        protocol.member_text_delta("b", "m1"),
+        protocol.member_text_delta("c", "m2"),
+        protocol.text_delta("lead"),
+        protocol.text_delta("lead 2"),
+        protocol.text_delta("x"),
+        protocol.member_text_delta("d", "m1"),
+        protocol.text_delta("y"),
+        protocol.member_text_delta("e", "m2"),
+    ]
+    assert log.encoded() == [
+        protocol.encode_run_event(e, i, "R1", '"R1"') for i, e in enumerate(expected)
+    ]
+
+
+def test_relay_batches_a_members_text_until_the_loop_yields() -> None:
+    """The relay adds a member's chunks to the waiting texts and encodes them when the loop
+    next runs its callbacks, as for the leader's: not one event at a time."""
+
+    async def go() -> tuple[int, int, list[dict[str, Any]]]:
+        team = demo_team(0)
+        adapter, log = AgnoAdapter(), EventLog("R1")
+        content_type, member_type = content_types(team, adapter, "R1")
+        stream = team.arun(
+            "delegate researcher bench 500",
+            stream=True,
+            stream_events=True,
+            run_id="R1",
+            session_id="s",
+            yield_run_output=True,
+        )
+        most_waiting = [0]
+        flush = log.flush
+
+        def counting_flush() -> None:
+            most_waiting[0] = max(most_waiting[0], len(log.member_texts))
+            flush()
+
+        log.flush = counting_flush  # type: ignore[method-assign]
+        await relay(stream, adapter, log, content_type, adapter.run_id, member_type)
+        log.close()
+        events = [json.loads(e) for e in log.encoded()]
+        return most_waiting[0], len(events), events
+
+    most, _, events = asyncio.run(go())
+    texts = [e for e in events if e["type"] == "member_text_delta"]
+    assert len(texts) == 500 and most > 1
+    [started] = [e for e in events if e["type"] == "member_started"]
+    assert {e["member_run_id"] for e in texts} == {started["member"]["run_id"]}
+    assert [e["eventId"] for e in events] == list(range(len(events)))

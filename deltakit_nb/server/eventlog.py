@@ -8,6 +8,9 @@ Plain text deltas, most of a run's events, can take a cheaper way in: the run's 
 bare text in `texts` and schedules `flush` (loop.call_soon) when that list was empty; `flush`
 gives the waiting texts their ids and encodes them in one go, before anything else that was
 scheduled after them runs. `append` and `close` flush first, so ids follow arrival order.
+A team member's text deltas (most of a team run) wait the same way in `member_texts`, all of
+one member run (`member_tail`, its `protocol.member_text_tail`); at most one of the two lists
+holds texts at any time (see `add_member_text`), so flushing keeps the arrival order.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class EventLog:
         self._waiter: asyncio.Future[None] | None = None
         # Text deltas that have arrived but have no event id yet (see the module docstring).
         self.texts: list[str] = []
+        self.member_texts: list[str] = []
+        self.member_tail = ""
 
     def __len__(self) -> int:
         return len(self._encoded)
@@ -39,7 +44,7 @@ class EventLog:
         """Add an event (its eventId and runId are given here); return its id."""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
-        if self.texts:
+        if self.texts or self.member_texts:
             self.flush()
         event_id = len(self._encoded)
         text = encode_run_event(event, event_id, self.run_id, self._run_id_json)
@@ -47,42 +52,60 @@ class EventLog:
         self._wake()
         return event_id
 
-    def append_member_text(self, delta: str, tail: str) -> None:
-        """`append(member_text_delta(delta, …))` without the event dict; `tail` is the
-        member's `protocol.member_text_tail` (a team member's text is most of a team run)."""
-        if self._closed:
-            raise RuntimeError(f"event log of run {self.run_id} is closed")
-        if self.texts:
+    def add_member_text(self, delta: str, tail: str) -> bool:
+        """Put a member's text delta (`tail`: its run's `protocol.member_text_tail`) with the
+        waiting texts, after flushing those of anyone else; True when none were waiting (the
+        caller then schedules `flush`, as for `texts`)."""
+        pending = self.member_texts
+        if pending and tail is self.member_tail:
+            pending.append(delta)
+            return False
+        if self.texts or pending:
             self.flush()
-        encoded = self._encoded
-        encoded.append(encode_member_text(delta, tail, len(encoded), self._run_id_json))
-        self._wake()
+        self.member_tail = tail
+        pending.append(delta)
+        return True
 
     def append_text(self, delta: str) -> int:
         """`append(text_delta(delta))` without the event dict; return its id. (A run's loop
         puts its texts in `texts` instead, and they are flushed together.)"""
         if self._closed:
             raise RuntimeError(f"event log of run {self.run_id} is closed")
+        if self.member_texts:
+            self.flush()
         self.texts.append(delta)
         self.flush()
         return len(self._encoded) - 1
 
     def flush(self) -> None:
-        """Give the waiting `texts` their event ids: encode them as text deltas, in order."""
+        """Give the waiting texts (`texts` or `member_texts`) their event ids: encode them as
+        text deltas or member text deltas, in order."""
         texts = self.texts
-        if not texts:
-            return
-        if self._closed:
-            raise RuntimeError(f"event log of run {self.run_id} is closed")
-        encoded, run_id = self._encoded, self._run_id_json
-        encoded.extend(
-            [
-                encode_text_delta(delta, event_id, run_id)
-                for event_id, delta in enumerate(texts, len(encoded))
-            ]
-        )
-        texts.clear()
-        self._wake()
+        if texts:
+            if self._closed:
+                raise RuntimeError(f"event log of run {self.run_id} is closed")
+            encoded, run_id = self._encoded, self._run_id_json
+            encoded.extend(
+                [
+                    encode_text_delta(delta, event_id, run_id)
+                    for event_id, delta in enumerate(texts, len(encoded))
+                ]
+            )
+            texts.clear()
+            self._wake()
+        texts = self.member_texts
+        if texts:
+            if self._closed:
+                raise RuntimeError(f"event log of run {self.run_id} is closed")
+            encoded, run_id, tail = self._encoded, self._run_id_json, self.member_tail
+            encoded.extend(
+                [
+                    encode_member_text(delta, tail, event_id, run_id)
+                    for event_id, delta in enumerate(texts, len(encoded))
+                ]
+            )
+            texts.clear()
+            self._wake()
 
     def close(self) -> None:
         self.flush()

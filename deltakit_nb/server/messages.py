@@ -83,8 +83,9 @@ def _call(tool: dict[str, Any]) -> dict[str, Any]:
 def run_messages(run_id: str, message: str, status: str, events: Iterable[Event]) -> list[Message]:
     """The user's message and the assistant's answer of one run, from the run's events."""
     run = _Work()
+    members: _Members = {}
     for event in events:
-        _apply(run, event)
+        _apply(run, event, members)
     if status in _TERMINAL:
         run.settle(status)
     user: Message = {"role": "user", "content": message, "run_id": run_id, "status": status}
@@ -97,7 +98,12 @@ def run_messages(run_id: str, message: str, status: str, events: Iterable[Event]
     return [user, answer]
 
 
-def _apply(run: _Work, event: Event) -> None:
+# Member runs by run id: who the member is and the leader's call it works in (from its
+# member_started: later events name the member run by `member_run_id` only).
+_Members = dict[str, tuple[dict[str, str], Any]]
+
+
+def _apply(run: _Work, event: Event, members: _Members) -> None:
     kind = event.get("type")
     step = _step(event.get("step"))
     if kind in ("step_started", "step_completed"):
@@ -110,12 +116,17 @@ def _apply(run: _Work, event: Event) -> None:
                 host.error = _str(event.get("message"))
             host.settle(host.status)
         return
-    member = _member(event.get("member"))
+    if kind == "run_paused":  # a waiting member's request names it in full
+        for requirement in _list(event.get("requirements")):
+            if isinstance(requirement, dict):
+                _known(members, _member(requirement.get("member")), requirement)
+        return
+    member, parent = _member_of(event, members)
     if member is not None and kind not in _CONTENT and kind not in _MEMBER_EVENTS:
         member = None  # another kind of event: the run's own (as the widget reads it)
     host = _entry(run.steps, step) if step is not None and (member or kind in _CONTENT) else run
     if member is not None:
-        host = _member_host(host, member, event.get("parent_call_id"))
+        host = _member_host(host, member, parent)
         if kind in ("member_done", "done", "error"):
             if host.status in _TERMINAL:  # the first end is the member's (as in the widget)
                 return
@@ -149,6 +160,30 @@ def _member(raw: Any) -> dict[str, str] | None:
     if not mid and not run_id:
         return None
     return {"id": mid, "name": _str(raw.get("name")) or mid or "member", "run_id": run_id}
+
+
+def _member_of(event: Event, members: _Members) -> tuple[dict[str, str] | None, Any]:
+    """The member run an event is of, and the leader's call it works in: named in full
+    (`member`, `parent_call_id`: its member_started, and every member event of a log stored
+    before `member_run_id`), else by `member_run_id`."""
+    member = _member(event.get("member"))
+    if member is not None:
+        _known(members, member, event)
+        return member, event.get("parent_call_id")
+    run_id = event.get("member_run_id")
+    if not isinstance(run_id, str) or not run_id:
+        return None, None
+    # Never introduced (a log cut before its member_started): a member of no known name.
+    return members.get(run_id) or ({"id": "", "name": "member", "run_id": run_id}, None)
+
+
+def _known(members: _Members, member: dict[str, str] | None, fields: dict[str, Any]) -> None:
+    if member is not None and member["run_id"] and member["run_id"] not in members:
+        members[member["run_id"]] = (member, fields.get("parent_call_id"))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _step(raw: Any) -> dict[str, Any] | None:

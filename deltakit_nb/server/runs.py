@@ -64,15 +64,16 @@ async def relay(
     stream also carries its members' agent events, so a team passes its own (team)
     RunContentEvent and its `run_id`: text of any other run (a sub-team's) is a member's.
     A team also passes `member_type`, its members' (agent) RunContentEvent: a member's plain
-    text chunk goes into the log with the member's encoded fields (`adapter.member_tails`),
-    without `translate` (the first event of a member run, which sets those, goes through it).
+    text chunk waits in the log's `member_texts` with the member run's encoded field
+    (`adapter.member_tails`), without `translate` (the first event of a member run, which sets
+    it, goes through it), and is encoded in a batch as the leader's text is.
     """
     if content_type is None:
         from agno.run.agent import RunContentEvent as content_type
     if member_type is None:
         member_type = _NoFastPath
     tails = adapter.member_tails
-    append_member_text = events.append_member_text
+    add_member_text, member_texts = events.add_member_text, events.member_texts
 
     texts, flush = events.texts, events.flush
     loop = asyncio.get_running_loop()
@@ -89,6 +90,8 @@ async def relay(
         ):
             if text:
                 if not texts:
+                    if member_texts:
+                        flush()
                     call_soon(flush)
                 texts.append(text)
         elif (
@@ -99,7 +102,10 @@ async def relay(
             and type(text := event.content) is str
         ):
             if text:
-                append_member_text(text, tail)
+                if member_texts and tail is events.member_tail:
+                    member_texts.append(text)  # (add_member_text's common case, inline)
+                elif add_member_text(text, tail):
+                    call_soon(flush)
         else:
             for out in adapter.translate(event):
                 events.append(out)
@@ -385,8 +391,8 @@ class RunRegistry:
         for requirement, decision in zip(open_requirements, checked, strict=True):
             member = requirement.get("member")  # a team member's call: it nests in its card
             for event in hitl.settled_calls(requirement, decision):
-                if member is not None:
-                    protocol.nested(event, member, requirement.get("parent_call_id"))
+                if isinstance(member, dict):
+                    protocol.nested(event, member.get("run_id"))
                 run.log.append(event)
         if self.store is not None:
             self.store.save_run(run.summary())

@@ -9,12 +9,15 @@
 // "paused", which is not terminal: the run is still the active one. Its open requirements are in
 // `run.requirements`, and each is shown on its tool card (`part.request`) until `run_resumed`.
 //
-// Teams and workflows nest. An event with `member` ({id, name, run_id}) is a member agent's work:
-// it goes into that member's entry (`{kind: "member", parts, status, ...}`) inside the leader's
-// delegate tool card named by `parent_call_id` (`part.members`), or into a member part of its own
-// when no such card exists. An event with `step` goes into that workflow step's part
-// (`{kind: "step", parts, status, ...}`, opened by `step_started`). Nested entries hold the same
-// kinds of parts as a run, so the view and `toMessages` walk them the same way.
+// Teams and workflows nest. `member_started` introduces a member agent's run (`member`: {id, name,
+// run_id}; `parent_call_id`): its entry (`{kind: "member", parts, status, ...}`) goes inside the
+// leader's delegate tool card named by `parent_call_id` (`part.members`), or is a member part of
+// its own when no such card exists. The member's later events name its run by `member_run_id`
+// and go into that entry (logs stored before `member_run_id` carry `member` and
+// `parent_call_id` on every member event: read the same). An event with `step` goes into that
+// workflow step's part (`{kind: "step", parts, status, ...}`, opened by `step_started`). Nested
+// entries hold the same kinds of parts as a run, so the view and `toMessages` walk them the
+// same way.
 
 export const TERMINAL = Object.freeze(["completed", "cancelled", "failed", "interrupted"]);
 
@@ -297,6 +300,19 @@ function takeEntry(list, key) {
   return -1;
 }
 
+// The member run `runId` as `member_started` introduced it inside `host`, and the delegate call
+// it works in: found where its entry is (one of no known name when it never was introduced).
+function memberRef(host, runId) {
+  const meta = (m) => ({ key: m.key, id: m.id, name: m.name, runId: m.runId });
+  for (let i = host.parts.length - 1; i >= 0; i--) {
+    const p = host.parts[i];
+    if (p.kind === "member" && p.runId === runId) return [meta(p), null];
+    const m = p.kind === "tool" ? p.members?.find((e) => e.runId === runId) : undefined;
+    if (m) return [meta(m), p.callId];
+  }
+  return [{ key: runId, id: "", name: "member", runId }, null];
+}
+
 // Where a member's event goes inside `host`: its entry in the delegate card `parentCallId`,
 // else its own member part (made at the point its first event arrives).
 function memberHost(host, member, parentCallId) {
@@ -329,10 +345,10 @@ function stepHost(run, step) {
 }
 
 // A member's text comes as `member_text_delta` (so that a client knowing only `text_delta` never
-// mixes it into the leader's answer); its other events are the usual kinds with `member`.
+// mixes it into the leader's answer); its other events are the usual kinds with `member_run_id`.
 const CONTENT = Object.freeze(["text_delta", "member_text_delta", "reasoning", "tool_call", "tool_result"]);
 // The end of a member's run: `member_done` (its `status`, `message` when it failed); a plain
-// `done` or `error` that carries `member` is read the same way.
+// `done` or `error` that names a member run is read the same way.
 const MEMBER_END = Object.freeze({ member_done: null, done: null, error: "failed" });
 
 // A member's or a step's event; false when the event is the run's own.
@@ -349,13 +365,16 @@ function applyNested(run, event) {
     return true;
   }
   const step = stepOf(event.step);
-  const member = memberOf(event.member);
+  let member = memberOf(event.member);
+  let parentCallId = typeof event.parent_call_id === "string" ? event.parent_call_id : null;
+  const ref = !member && typeof event.member_run_id === "string" && event.member_run_id ? event.member_run_id : null;
   const content = CONTENT.includes(event.type);
-  if (!member && !(step && content)) return false;
+  if (!member && !ref && !(step && content)) return false;
   const starts = event.type === "member_started" || event.type === "run_started";
-  if (member && !content && !(event.type in MEMBER_END) && !starts) return false;
+  if ((member || ref) && !content && !(event.type in MEMBER_END) && !starts) return false;
   let host = step ? stepHost(run, step) : run;
-  if (member) host = memberHost(host, member, typeof event.parent_call_id === "string" ? event.parent_call_id : null);
+  if (ref) [member, parentCallId] = memberRef(host, ref);
+  if (member) host = memberHost(host, member, parentCallId);
   if (content) applyContent(host, event, run);
   else if (!starts) {
     // The first end is the member's end: a stopped member may still report "completed" after
@@ -384,7 +403,7 @@ function settle(host, status) {
 }
 
 function applyOne(run, event) {
-  if ((event.member || event.step) && applyNested(run, event)) return;
+  if ((event.member || event.member_run_id || event.step) && applyNested(run, event)) return;
   switch (event.type) {
     case "run_started":
       if (event.runId && !run.runId) run.runId = event.runId;

@@ -3,8 +3,10 @@ import { test } from "node:test";
 
 import { initialState, openRequests, reduce, runText, toMessages, toPending } from "../src/reducer.js";
 
-// Hand-written events in the wire shape of agno teams and workflows (issue 15): a member's text is
-// `member_text_delta`, its other events the usual kinds with `member` and `parent_call_id`.
+// Hand-written events in the wire shape of agno teams and workflows (issue 15) as logs stored
+// before `member_run_id` have it, which the widget still reads: a member's text is
+// `member_text_delta`, its other events the usual kinds with `member` and `parent_call_id` on
+// each (teams_wire.test.mjs: today's shape gives the same view).
 const R = { id: "researcher", name: "researcher", run_id: "m1" };
 const W = { id: "writer", name: "writer", run_id: "m2" };
 

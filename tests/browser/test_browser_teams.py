@@ -7,6 +7,11 @@ from the run's events)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Locator
@@ -169,3 +174,76 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     session.run_el(n).locator(".dk-member .dk-nest-head").click()
     page.mouse.move(0, 0)
     session.run_el(n).screenshot(path=str(ARTIFACTS / "widget-team.png"))
+
+
+def _stored_copy(db: Path, events: list[dict[str, Any]], thread_id: str, old: bool) -> str:
+    """Store a copy of a finished team run as a new run of `thread_id`, with its member events
+    in today's shape or (`old`) as the release before stored them: `member` and
+    `parent_call_id` on each. Written straight into the event store, as a restarted server
+    finds runs it holds."""
+    run_id = str(uuid.uuid4())
+    known: dict[str, dict[str, Any]] = {}
+    encoded = []
+    for event in events:
+        event = {**event, "runId": run_id}
+        if event["type"] == "member_started":
+            known[event["member"]["run_id"]] = {
+                "member": event["member"],
+                "parent_call_id": event["parent_call_id"],
+            }
+        elif old and "member_run_id" in event:
+            ids = {"eventId": event.pop("eventId"), "runId": event.pop("runId")}
+            event = {**event, **known[event.pop("member_run_id")], **ids}
+        encoded.append(json.dumps(event, separators=(",", ":")))
+    now = time.time()
+    with sqlite3.connect(db, timeout=10) as conn:
+        conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, thread_id, "team", ONE, "completed", now, now),
+        )
+        conn.execute(
+            "INSERT INTO event_batches VALUES (?, ?, ?, ?)",
+            (run_id, 0, len(encoded) - 1, "\n".join(encoded)),
+        )
+    return run_id
+
+
+def test_a_team_run_stored_in_the_old_shape_renders_as_today(session: Session) -> None:
+    """Runs stored before `member_run_id` (each member event named its member in full) show
+    the same nested cards as the same run in today's shape, and as it looked live."""
+    lab, page = session.lab, session.page
+    lab.write_notebook("team_live.ipynb", CELLS[0])
+    session.open_lab("team_live.ipynb")
+    session.run_cell(0)
+    session.wait_chat(0)
+    session.send(ONE)
+    run_id = session.wait_status("completed")
+    live = shape(session, 0)
+    events = lab.run(run_id)["events"]
+    assert any("member_run_id" in e for e in events)
+    db = lab.tmp / "deltakit" / "runs.sqlite"
+    suffix = uuid.uuid4().hex[:8]
+    for name, old in (("today", False), ("old", True)):
+        _stored_copy(db, events, f"shape-{name}-{suffix}", old)
+    session.save()
+    session.command("application:close-all")
+    page.locator(".jp-Notebook").wait_for(state="detached")
+    lab.write_notebook(
+        "team_shapes.ipynb",
+        f'from deltakit_nb import ChatWidget\nChatWidget(thread_id="shape-today-{suffix}", '
+        "height=560)",
+        f'ChatWidget(thread_id="shape-old-{suffix}", height=560)',
+    )
+    session.open_lab("team_shapes.ipynb")
+    for i in (0, 1):
+        session.run_cell(i)
+        session.wait_chat(i)
+        session.chat(i).and_(page.locator("[data-run-status=completed]")).wait_for()
+        session.run_el(1, i).locator(".dk-member[data-status=completed]").wait_for()
+    today, old = shape(session, 0), shape(session, 1)
+    assert old == today == live
+    member = session.run_el(1, 1).locator(
+        ".dk-tool[data-tool-name=delegate_task_to_member] .dk-member"
+    )
+    assert member.get_attribute("data-name") == "researcher"
+    assert "42" in (member.locator(".dk-text").text_content() or "")
