@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 from test_adapter import agno_events, translate
+from widgetmessages import assert_same_as_widget, widget_messages
 
 from deltakit_nb.server.eventlog import EventLog
 from deltakit_nb.server.messages import run_messages
 
-REDUCER = Path(__file__).parent.parent / "js" / "src" / "reducer.js"
 MESSAGES = [
     "hello there",
     "what is 12 * (3 + 4)?",
@@ -132,31 +130,4 @@ def test_results_find_their_calls_as_the_widget_does() -> None:
 def test_same_messages_as_the_widget(runs: list[dict[str, Any]]) -> None:
     """`ChatWidget.messages` (the reducer's toMessages after a hydrate from the same runs)
     holds the same conversation; it names the text `text` and always has `tool_calls`."""
-    script = (
-        f"import {{ initialState, reduce, toMessages }} from {json.dumps(REDUCER.as_uri())};\n"
-        "let data = '';\n"
-        "process.stdin.on('data', (c) => (data += c));\n"
-        "process.stdin.on('end', () => {\n"
-        "  const state = reduce(initialState(), { type: 'hydrate', thread: JSON.parse(data) });\n"
-        "  process.stdout.write(JSON.stringify(toMessages(state)));\n"
-        "});\n"
-    )
-    widget = json.loads(
-        subprocess.run(
-            ["node", "--input-type=module", "-e", script],
-            input=json.dumps({"runs": runs}),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
-    ours = [
-        m for r in runs for m in run_messages(r["run_id"], r["message"], r["status"], r["events"])
-    ]
-    assert len(widget) == len(ours) == 2 * len(runs)
-    for w, o in zip(widget, ours, strict=True):
-        as_widget = {k: v for k, v in o.items() if k != "content"}
-        as_widget["text"] = o["content"]
-        as_widget.setdefault("tool_calls", [])
-        assert w == as_widget
+    assert_same_as_widget(widget_messages(runs), runs)

@@ -4,19 +4,16 @@ shape of issue 15), and against the widget's `toMessages` on the same events."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 from test_teams_unit import relayed
+from widgetmessages import assert_same_as_widget, node, widget_messages
 
 from deltakit_nb.offline import demo_team, demo_workflow
 from deltakit_nb.server.messages import run_messages
 
-REDUCER = Path(__file__).parent.parent / "js" / "src" / "reducer.js"
 R = {"id": "researcher", "name": "researcher", "run_id": "m1"}
 W = {"id": "writer", "name": "writer", "run_id": "m2"}
 S1 = {"id": "s1", "name": "research", "index": 0}
@@ -183,34 +180,7 @@ def test_same_nested_messages_as_the_widget() -> None:
         {"run_id": name, "message": name, "status": status, "events": _log(name, events)}
         for name, status, events in RUNS
     ]
-    script = (
-        f"import {{ initialState, reduce, toMessages }} from {json.dumps(REDUCER.as_uri())};\n"
-        "let data = '';\n"
-        "process.stdin.on('data', (c) => (data += c));\n"
-        "process.stdin.on('end', () => {\n"
-        "  const state = reduce(initialState(), { type: 'hydrate', thread: JSON.parse(data) });\n"
-        "  process.stdout.write(JSON.stringify(toMessages(state)));\n"
-        "});\n"
-    )
-    widget = json.loads(
-        subprocess.run(
-            ["node", "--input-type=module", "-e", script],
-            input=json.dumps({"runs": runs}),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
-    ours = [
-        m for r in runs for m in run_messages(r["run_id"], r["message"], r["status"], r["events"])
-    ]
-    assert len(widget) == len(ours) == 2 * len(RUNS)
-    for w, o in zip(widget, ours, strict=True):
-        as_widget = {k: v for k, v in o.items() if k != "content"}
-        as_widget["text"] = o["content"]
-        as_widget.setdefault("tool_calls", [])
-        assert w == as_widget
+    assert_same_as_widget(widget_messages(runs), runs)
 
 
 # Real wire events of the offline team and workflow (agno's own loops through the adapter and
@@ -258,25 +228,12 @@ def test_real_team_and_workflow_runs_in_the_widget_and_in_messages() -> None:
     """Events one at a time == one batch == a replay after a hydrate, in the widget's reducer;
     and the widget's messages are the server's, on real team and workflow runs."""
     runs = [_real_run(*spec, i) for i, spec in enumerate(REAL)]
-    out = json.loads(
-        subprocess.run(
-            ["node", "--input-type=module", "-e", NODE_REAL % json.dumps(REDUCER.as_uri())],
-            input=json.dumps(runs),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    out = node(NODE_REAL, runs)
     assert out["same"] == [True] * len(runs)
+    assert_same_as_widget(out["messages"], runs)
     ours = [
         m for r in runs for m in run_messages(r["run_id"], r["message"], r["status"], r["events"])
     ]
-    for w, o in zip(out["messages"], ours, strict=True):
-        as_widget = {k: v for k, v in o.items() if k != "content"}
-        as_widget["text"] = o["content"]
-        as_widget.setdefault("tool_calls", [])
-        assert w == as_widget
     one, both, failing, flow = (ours[i] for i in (1, 3, 5, 7))
     [researcher] = one["tool_calls"][0]["members"]
     assert researcher["tool_calls"][0]["result"] == "42"
