@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from deltakit_nb.server.runs import Run
 from deltakit_nb.stores import Store, StoreError, open_store
 from deltakit_nb.stores.postgres import PostgresStore
 from deltakit_nb.stores.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 Opener = Callable[[], Store]
 
@@ -254,3 +258,37 @@ def test_an_unreachable_postgres_raises_with_the_reason() -> None:
     with pytest.raises(StoreError) as info:
         open_store(url)
     assert "127.0.0.1" in str(info.value) and "secret" not in str(info.value)
+
+
+def test_postgres_migrations_run_once_on_old_and_new_databases(
+    pg_url: str, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database of version 1 is taken to the current version by the migrations (in one
+    transaction), and a new database gets version 1 and the same migrations."""
+    import psycopg
+
+    from deltakit_nb.stores import postgres
+
+    PostgresStore(pg_url).close()  # version 1
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        postgres,
+        "MIGRATIONS",
+        {1: "CREATE TABLE deltakit.extra (x INT); INSERT INTO deltakit.extra VALUES (1)"},
+    )
+    fresh = pg_server.create_database()
+    try:
+        # The second open of the old one finds version 2 and migrates nothing.
+        for url in (pg_url, pg_url, fresh):
+            store = PostgresStore(url)
+            try:
+                assert store.schema_version() == 2
+            finally:
+                store.close()
+        for url in (pg_url, fresh):
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT count(*) FROM deltakit.extra").fetchone() == (1,)
+                version_rows = conn.execute("SELECT count(*) FROM deltakit.schema_version")
+                assert version_rows.fetchone() == (1,)
+    finally:
+        pg_server.drop_database(fresh.rsplit("/", 1)[1])

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA_NAME}.cell_threads (
 CREATE INDEX IF NOT EXISTS cell_threads_by_thread ON {SCHEMA_NAME}.cell_threads (thread_id);
 """
 # SQL taking the schema from the version it is keyed by to the next one (none yet: version 1 is
-# the first). Each runs in the transaction that then records the new version.
+# the first). Each runs in the transaction that then records the new version; a new database
+# gets SCHEMA (version 1) and then every migration, so SCHEMA itself never changes.
 MIGRATIONS: dict[int, str] = {}
 
 S = SCHEMA_NAME
@@ -179,9 +180,9 @@ class PostgresStore(Store):
             conn.execute(SCHEMA)
             row = conn.execute(f"SELECT max(version) FROM {S}.schema_version").fetchone()
             version = row[0] if row else None
-            if version is None:
-                conn.execute(f"INSERT INTO {S}.schema_version VALUES (%s)", (SCHEMA_VERSION,))
-                return
+            if version is None:  # a new database: SCHEMA made version 1, migrations go on
+                conn.execute(f"INSERT INTO {S}.schema_version VALUES (1)")
+                version = 1
             while version < SCHEMA_VERSION:
                 if version not in MIGRATIONS:
                     raise StoreError(f"no migration from schema version {version}")
