@@ -134,3 +134,43 @@ async def test_postgres_restarted_mid_run_loses_and_doubles_nothing(
     log = server.log()
     assert "cannot be reached; its writes wait and are retried" in log
     assert "is back" in log
+
+
+async def test_past_the_backlog_bound_runs_end_failed_and_nothing_is_lost(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """While the database is down the events wait; past max_backlog the runs in progress end
+    failed (saying why), new runs are refused, and once it is back every event sent (the
+    error too) is in the database, once; then runs start again."""
+    from deltakit_nb.server.agents import AgentCatalog
+    from deltakit_nb.server.runs import RunLimitError, RunRegistry
+    from deltakit_nb.stores.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    store.max_backlog = 200
+    catalog = AgentCatalog({"demo": "deltakit_nb.offline:demo_agent"}, "demo", entry_points=False)
+    registry = RunRegistry(catalog.build, store=store)
+    try:
+        run = registry.start("count 100000 delay 0.001", "t", "demo")
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(pg_server.stop)
+        assert run.task is not None
+        await asyncio.wait_for(asyncio.shield(run.task), 30)
+        assert run.status.value == "failed"
+        error = json.loads(run.log.encoded()[-1])
+        assert error["type"] == "error" and "max_backlog 200" in error["message"]
+        assert store.unreachable and 200 < store.backlog < 100_000
+        with pytest.raises(RunLimitError, match="out of reach"):
+            registry.start("echo refused", "t", "demo")
+        await asyncio.to_thread(pg_server.start)
+        assert await asyncio.to_thread(store.flush, 30)
+        assert not store.unreachable
+        assert stored_events(pg_url, run.id) == [json.loads(t) for t in run.log.encoded()]
+        again = registry.start("echo back", "t", "demo")
+        assert again.task is not None
+        await asyncio.wait_for(asyncio.shield(again.task), 30)
+        assert again.status.value == "completed"
+    finally:
+        if not pg_server.running:
+            pg_server.start()
+        await registry.shutdown()
