@@ -227,6 +227,24 @@ def test_text_the_database_cannot_hold_is_cleaned(store: Store) -> None:
     assert stored is not None and "\ud800" not in stored.summary["message"]
 
 
+def test_nul_in_a_message_or_an_id_is_stored(store: Store) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): it becomes U+FFFD there, and the run,
+    its events and its lookups work on both."""
+    run = Run(id="r", thread_id="t\x00x", agent="demo", message="a\x00b")
+    store.save_run(run.summary())
+    store.follow(run.id, run.log)
+    run.log.append_text("text \x00 with NUL")  # encoded as \u0000 in JSON: any store holds it
+    finish(store, run)
+    store.bind_cell("cell\x00", "t\x00x")
+    assert store.flush(5)
+    stored = store.load_run("r")
+    assert stored is not None and stored.events == run.log.encoded()
+    assert stored.summary["message"] in ("a\x00b", "a\ufffdb")
+    assert store.thread_run_ids("t\x00x") == ["r"]
+    assert store.cell_thread("cell\x00") in ("t\x00x", "t\ufffdx")
+    assert store.write_errors == 0
+
+
 def test_reopening_keeps_the_schema_and_the_data(opener: Opener) -> None:
     first = opener()
     run = live_run(first, "r")

@@ -148,18 +148,35 @@ def _psycopg() -> Any:
     return psycopg
 
 
+def _nul_free_dumper(psycopg: Any) -> type:
+    """psycopg's default str dumper, with NUL (which PostgreSQL text cannot hold; SQLite can)
+    replaced by U+FFFD instead of an error: a user's message or thread id may hold one."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulFreeStrDumper(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    return NulFreeStrDumper
+
+
 class PostgresStore(Store):
     def __init__(self, url: str):
         super().__init__()
         self.url = psycopg_url(url)
         self.location = redacted(self.url)
         self._psycopg = _psycopg()
+        self._str_dumper = _nul_free_dumper(self._psycopg)
         self._read_lock = threading.Lock()
         try:
             self._read = self.connect()
             self._set_up_schema(self._read)
             self._write: psycopg.Connection[Any] | None = self.connect()
-        except self._psycopg.Error as exc:
+        except (self._psycopg.Error, StoreError) as exc:
+            if getattr(self, "_read", None) is not None:
+                self._read.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(
                 f"PostgreSQL at {self.location} is unusable: {type(exc).__name__}: "
                 f"{str(exc).strip()}"
@@ -171,6 +188,7 @@ class PostgresStore(Store):
         kwargs.setdefault("autocommit", True)
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
         conn: psycopg.Connection[Any] = self._psycopg.connect(self.url, **kwargs)
+        conn.adapters.register_dumper(str, self._str_dumper)
         return conn
 
     @staticmethod
