@@ -310,3 +310,75 @@ def test_postgres_migrations_run_once_on_old_and_new_databases(
                 assert version_rows.fetchone() == (1,)
     finally:
         pg_server.drop_database(fresh.rsplit("/", 1)[1])
+
+
+def test_postgres_restarted_while_the_writer_is_idle_costs_no_retry(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """The writer's connection went stale with the restart: the next write reconnects at
+    once (no wait, no 'cannot be reached'); the reads' connection too."""
+    store = PostgresStore(pg_url)
+    try:
+        store.bind_cell("k", "t1")
+        assert store.flush(5) and store.cell_thread("k") == "t1"
+        pg_server.restart()
+        store.bind_cell("k", "t2")
+        assert store.flush(5)
+        assert store.cell_thread("k") == "t2"
+        assert (store.retried, store.unreachable, store.write_errors) == (0, False, 0)
+    finally:
+        store.close()
+
+
+def test_postgres_writes_wait_while_the_server_is_down(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """Down for a while: flush waits (and says so), the log's events stay there, and once the
+    server is back one retry writes them all, each once."""
+    store = PostgresStore(pg_url)
+    try:
+        run = live_run(store, "r")
+        run.log.append_text("before")
+        assert store.flush(5)
+        pg_server.stop()
+        for i in range(50):
+            run.log.append_text(f"{i} ")
+        assert not store.flush(1)  # nothing can be committed now
+        assert store.unreachable and store.backlog == 50
+        pg_server.start()
+        finish(store, run)
+        assert store.flush(10)
+        assert store.load_events("r") == run.log.encoded()
+        assert not store.unreachable and store.retried == 1 and store.write_errors == 0
+    finally:
+        store.close()
+
+
+def test_postgres_a_bad_write_on_a_live_connection_is_not_retried(pg_url: str) -> None:
+    """An error of the write itself (here a statement timeout, an OperationalError too) loses
+    that write only, as on SQLite; the writer does not wait for a database that is there."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION deltakit_slow() RETURNS trigger AS "
+            "$$ BEGIN IF NEW.key = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+    store = PostgresStore(pg_url)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TRIGGER slow BEFORE INSERT ON deltakit.cell_threads "
+                "FOR EACH ROW EXECUTE FUNCTION deltakit_slow()"
+            )
+            dbname = pg_url.rsplit("/", 1)[1]
+            conn.execute(f'ALTER DATABASE "{dbname}" SET statement_timeout = 500')
+        store._write.close()  # type: ignore[union-attr]  # (a new one gets the setting)
+        store.bind_cell("slow", "t")
+        store.bind_cell("fine", "t")
+        assert store.flush(10)
+        assert store.cell_thread("fine") == "t" and store.cell_thread("slow") is None
+        assert store.write_errors == 1 and not store.unreachable and store.retried == 0
+    finally:
+        store.close()

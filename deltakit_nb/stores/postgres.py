@@ -222,17 +222,39 @@ class PostgresStore(Store):
     # The writer thread.
 
     def _unreachable(self, exc: Exception) -> bool:
-        return isinstance(exc, self._psycopg.OperationalError | self._psycopg.InterfaceError)
+        """A lost connection, or one that cannot be made (a server stopping or starting);
+        or a transaction the server rolled back (a deadlock): worth retrying as it is. An
+        error on a live connection (a statement timeout, bad data) is the write's."""
+        psycopg = self._psycopg
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            return True
+        if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return False
+        conn = self._write
+        return conn is None or conn.closed or conn.broken
 
     def _apply(self, ops: list[Op]) -> None:
         if not ops:
             return
         conn = self._write
-        if conn is None or conn.closed or conn.broken:
-            if conn is not None:
-                conn.close()
-            self._write = None
-            conn = self._write = self.connect()
+        if conn is not None and not conn.closed and not conn.broken:
+            try:
+                self._transaction(conn, ops)
+                return
+            except (self._psycopg.OperationalError, self._psycopg.InterfaceError):
+                # The connection went stale while the writer was idle (a server restart
+                # it has not used it since): once more at once, on a new one, before the
+                # writer calls the database unreachable. (Upserts: a commit whose answer
+                # was lost is harmless to repeat.)
+                if not conn.broken:
+                    raise
+        if conn is not None:
+            conn.close()
+        self._write = None
+        self._write = self.connect()
+        self._transaction(self._write, ops)
+
+    def _transaction(self, conn: psycopg.Connection[Any], ops: list[Op]) -> None:
         newest: dict[str, int] = {}
         with conn.transaction(), conn.cursor() as cur:
             events: list[Batch] = []
