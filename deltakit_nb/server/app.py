@@ -11,7 +11,9 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from ..images import ImageLimits
-from ..stores.sqlite import open_store
+from ..stores import Store, open_store
+from ..stores.base import MAX_BACKLOG
+from ..stores.postgres import is_postgres_url
 from .activity import ActivityReporter
 from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
 from .kernel_runs import KernelHosts
@@ -67,7 +69,9 @@ class DeltakitApp(ExtensionApp):
     ).tag(config=True)
 
     persist = Bool(
-        True, help="Keep runs, events and conversation history in SQLite across restarts."
+        True,
+        help="Keep runs, events and conversation history across restarts (in SQLite, or in "
+        "PostgreSQL with store_url).",
     ).tag(config=True)
     data_dir = Unicode(help="Folder of the event store and the agno history db.").tag(config=True)
     store_path = Unicode(help="The event store's SQLite file (default: data_dir/runs.sqlite).").tag(
@@ -75,6 +79,17 @@ class DeltakitApp(ExtensionApp):
     )
     history_db_path = Unicode(
         help="agno's SqliteDb file for thread history (default: data_dir/history.sqlite)."
+    ).tag(config=True)
+    store_url = Unicode(
+        help="Where runs, events and agno's thread history are kept: empty for the SQLite "
+        "files (store_path, history_db_path), or a PostgreSQL URL "
+        "('postgresql://user:password@host:5432/dbname', needs deltakit_nb[postgres]) for "
+        "both, shared by every server configured with it (default: $DELTAKIT_STORE_URL)."
+    ).tag(config=True)
+    store_max_backlog = Int(
+        MAX_BACKLOG,
+        help="Events that may wait for a PostgreSQL store out of reach (restarting) before "
+        "the runs in progress end failed and new runs are refused until it is back.",
     ).tag(config=True)
     runs_per_thread = Int(200, help="Finished runs kept per thread (0: all).").tag(config=True)
     max_runs_in_memory = Int(
@@ -108,6 +123,10 @@ class DeltakitApp(ExtensionApp):
     @default("model_base_url")
     def _default_model_base_url(self) -> str:
         return os.environ.get("DELTAKIT_BASE_URL", "").strip()
+
+    @default("store_url")
+    def _default_store_url(self) -> str:
+        return os.environ.get("DELTAKIT_STORE_URL", "").strip()
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -146,17 +165,39 @@ class DeltakitApp(ExtensionApp):
                 exc_info=True,
             )
 
+    def _open_store(self) -> tuple[Store | None, str]:
+        """The event store and the history db's location (a SQLite file or the URL)."""
+        if not self.persist:
+            return None, ""
+        url = self.store_url.strip()
+        if url:
+            if not is_postgres_url(url):
+                raise ValueError(
+                    "store_url must be a PostgreSQL URL "
+                    "('postgresql://user:password@host:5432/dbname'), not one starting "
+                    f"{url.partition(':')[0]!r}; leave it empty for the SQLite files"
+                )
+            from ..stores.postgres import PostgresStore
+
+            private_store(self.data_dir)
+            # Raises when the database cannot be reached: no silent fallback to memory, which
+            # would lose runs other servers expect to find there.
+            store = PostgresStore(url)
+            self.log.info("deltakit_nb: runs and history in PostgreSQL at %s", store.location)
+            return store, url
+        private_store(self.data_dir, self.store_path, self.history_db_path)
+        return open_store(self.store_path), self.history_db_path
+
     def _set_up(self) -> None:
         disable_telemetry_by_default()
-        store = None
-        if self.persist:
-            private_store(self.data_dir, self.store_path, self.history_db_path)
-            store = open_store(self.store_path)
+        store, history = self._open_store()
+        if store is not None:
+            store.max_backlog = self.store_max_backlog
         try:
             self.catalog = AgentCatalog(
                 self.agents,
                 self.default_agent,
-                self.history_db_path if self.persist else "",
+                history,
                 tool_timeout=self.tool_timeout_seconds,
                 model=self.model,
                 model_base_url=self.model_base_url,

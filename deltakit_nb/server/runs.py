@@ -17,7 +17,7 @@ from ..adapter import AgnoAdapter
 from ..images import ImageLimits
 from ..kernel_wire import AGENT_PREFIX as KERNEL_AGENT
 from ..protocol import Event, FrameError, RunStatus
-from ..stores.sqlite import EventStore, StoredRun
+from ..stores.base import Store, StoredRun
 from .eventlog import EventLog
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class RunRegistry:
         build_agent: Callable[[str], Runnable],
         max_concurrent_runs: int = 100,
         cancel_grace: float = 2.0,
-        store: EventStore | None = None,
+        store: Store | None = None,
         retention: Retention | None = None,
         max_runs_in_memory: int = MAX_RUNS_IN_MEMORY,
         image_limits: ImageLimits | None = None,
@@ -258,7 +258,13 @@ class RunRegistry:
         # a run ends (it looks at every thread; the per-thread limit is applied every time).
         self.age_prune_every = AGE_PRUNE_EVERY
         self._age_pruned_at = time.monotonic()
+        # Runs stopped because the store could hold no more of their events: why (see
+        # _store_full).
+        self._store_failed: dict[str, str] = {}
+        self._store_was_full = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         if store is not None:
+            store.on_backlog_full = self._store_full_soon
             interrupted = store.recover_interrupted()
             if interrupted:
                 log.warning(
@@ -269,7 +275,7 @@ class RunRegistry:
             store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
             self._load_paused(store)
 
-    def _load_paused(self, store: EventStore) -> None:
+    def _load_paused(self, store: Store) -> None:
         """Hold the runs a decision may continue (paused before the restart) in memory, so
         every socket and request deals with one Run (one log) of each."""
         store.flush()  # the age retention above goes first
@@ -289,7 +295,38 @@ class RunRegistry:
         self._threads.setdefault(run.thread_id, {})[run.id] = run
         self._live[run.id] = run
 
+    def _store_full_soon(self) -> None:
+        """The store's writer thread says its backlog is full: handle it on the event loop."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                self._loop.call_soon_threadsafe(self._store_full)
+
+    def _store_full(self) -> None:
+        """The database has been out of reach for so long that the events waiting for it
+        reached the store's max_backlog: stop adding more. Every run in progress here ends
+        failed (its terminal event is the last it waits to be written) and new runs are
+        refused until the database is back; nothing already sent to a client is dropped."""
+        store = self.store
+        if store is None or not store.unreachable:
+            return
+        reason = (
+            f"the event store {store.location} is out of reach and {store.backlog} events "
+            f"wait to be written (max_backlog {store.max_backlog})"
+        )
+        self._store_was_full = True
+        for run in list(self._live.values()):
+            if run.status.working and run.task is not None and not run.task.done():
+                self._store_failed[run.id] = reason
+                run.task.cancel()
+
     def _check_capacity(self) -> None:
+        if self._store_was_full and self.store is not None:
+            if self.store.unreachable:
+                raise RunLimitError(
+                    f"the event store {self.store.location} is out of reach and holds no "
+                    "more runs until it is back"
+                )
+            self._store_was_full = False
         active = sum(1 for r in self._live.values() if r.status.working)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
@@ -301,6 +338,7 @@ class RunRegistry:
         self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
     ) -> Run:
         self._check_capacity()
+        self._loop = asyncio.get_running_loop()
         run = Run(
             id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
@@ -457,8 +495,11 @@ class RunRegistry:
             if terminal is None:  # paused: no terminal event, the log stays open
                 return
         except asyncio.CancelledError:
-            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
-            terminal = adapter.finish(status)
+            if run.id in self._store_failed:
+                terminal = adapter.finish(RunStatus.FAILED, self._store_failed.pop(run.id))
+            else:
+                status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+                terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
