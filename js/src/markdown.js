@@ -79,7 +79,55 @@ export function createMarkdown(window = globalThis.window) {
       };
       return [html(tokens.slice(0, split), true), html(tokens.slice(split), false), restStart];
     },
+    // One parse of `text` into its top-level blocks: `settled` lists those that end before
+    // offset `cut`, each { tokens, start, end, lines } (offsets in `text`), to be rendered
+    // later and in any grouping; `rest` holds the tokens from the first block that goes on
+    // past `cut` (it starts at `restStart`, as in renderSplit). `partial`: `text` is only the
+    // start of the text, so its last block may go on after it and is never settled.
+    parseBlocks(text, cut, partial = false) {
+      const tokens = md.parse(text, {});
+      const starts = lineStarts(text);
+      const cutLine = cut >= text.length ? Infinity : lineCount(text, cut);
+      const settled = [];
+      let i = 0;
+      let restStart = cut;
+      while (i < tokens.length) {
+        const t = tokens[i];
+        if (t.map && t.map[1] > cutLine) {
+          if (t.map[0] < cutLine) restStart = starts[t.map[0]];
+          break;
+        }
+        let j = i + 1;
+        for (let depth = t.nesting; depth > 0 && j < tokens.length; j++) depth += tokens[j].level === 0 ? tokens[j].nesting : 0;
+        const [first, last] = t.map ?? [0, 0];
+        settled.push({ tokens: tokens.slice(i, j), start: starts[first] ?? text.length, end: starts[last] ?? text.length, lines: last - first });
+        i = j;
+      }
+      if (partial && i === tokens.length && settled.length) {
+        const last = settled.pop();
+        i -= last.tokens.length;
+        restStart = last.start;
+      }
+      return { settled, rest: tokens.slice(i), restStart };
+    },
+    // Sanitised nodes of tokens from parseBlocks; `highlight` for settled code blocks.
+    renderTokens(tokens, highlight = false) {
+      highlighting = highlight;
+      try {
+        return purify.sanitize(md.renderer.render(tokens, md.options, {}), { ...options, RETURN_DOM_FRAGMENT: true });
+      } finally {
+        highlighting = false;
+      }
+    },
   };
+}
+
+// Offset of the start of each line of `text` (one more entry: the end, as a line after it).
+function lineStarts(text) {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  if (starts[starts.length - 1] !== text.length) starts.push(text.length);
+  return starts;
 }
 
 function lineCount(text, end) {
@@ -114,6 +162,25 @@ export function renderMarkdownSplit(text, cut) {
   const parts = shared.renderSplit(text, cut);
   stats.markdownMs += performance.now() - started;
   return parts;
+}
+
+// parseBlocks and renderTokens of the shared renderer; the caller counts its renders (one
+// parse and what is rendered from it in one animation frame count as one).
+export function parseBlocks(text, cut, partial = false) {
+  shared ??= createMarkdown();
+  stats.markdownChars += text.length;
+  const started = performance.now();
+  const parsed = shared.parseBlocks(text, cut, partial);
+  stats.markdownMs += performance.now() - started;
+  return parsed;
+}
+
+export function renderTokens(tokens, highlight = false) {
+  shared ??= createMarkdown();
+  const started = performance.now();
+  const fragment = shared.renderTokens(tokens, highlight);
+  stats.markdownMs += performance.now() - started;
+  return fragment;
 }
 
 // Where the settled part of a streaming text ends: after its last blank line that is not
