@@ -51,39 +51,12 @@ export function createMarkdown(window = globalThis.window) {
         highlighting = false;
       }
     },
-    // One parse of `text`, rendered in two parts: the top-level blocks that end before offset
-    // `cut` (settled), and the rest. Returns [settledHtml, restHtml, restStart]; restStart is
-    // `cut`, or earlier when a block (a loose list, say) goes on past `cut`: it stays whole in
-    // the rest.
-    renderSplit(text, cut) {
-      const tokens = md.parse(text, {});
-      const cutLine = lineCount(text, cut);
-      let split = tokens.length;
-      let restLine = null;
-      for (let i = 0; i < tokens.length; i++) {
-        const t = tokens[i];
-        if (t.level === 0 && t.map && t.nesting !== -1 && t.map[1] > cutLine) {
-          split = i;
-          restLine = t.map[0];
-          break;
-        }
-      }
-      const restStart = restLine === null || restLine >= cutLine ? cut : lineOffset(text, restLine);
-      const html = (part, highlight) => {
-        highlighting = highlight;
-        try {
-          return purify.sanitize(md.renderer.render(part, md.options, {}), options);
-        } finally {
-          highlighting = false;
-        }
-      };
-      return [html(tokens.slice(0, split), true), html(tokens.slice(split), false), restStart];
-    },
     // One parse of `text` into its top-level blocks: `settled` lists those that end before
     // offset `cut`, each { tokens, start, end, lines } (offsets in `text`), to be rendered
     // later and in any grouping; `rest` holds the tokens from the first block that goes on
-    // past `cut` (it starts at `restStart`, as in renderSplit). `partial`: `text` is only the
-    // start of the text, so its last block may go on after it and is never settled.
+    // past `cut`, from offset `restStart`: `cut`, or earlier when a block (a loose list, say)
+    // goes on past `cut`, which stays whole in the rest. `partial`: `text` is only the start
+    // of the text, so its last block may go on after it and is never settled.
     parseBlocks(text, cut, partial = false) {
       const tokens = md.parse(text, {});
       const starts = lineStarts(text);
@@ -136,33 +109,7 @@ function lineCount(text, end) {
   return n;
 }
 
-function lineOffset(text, line) {
-  let pos = 0;
-  for (let n = 0; n < line; n++) pos = text.indexOf("\n", pos) + 1;
-  return pos;
-}
-
 let shared = null;
-export function renderMarkdown(text, highlight = false) {
-  shared ??= createMarkdown();
-  stats.markdownRenders += 1;
-  stats.markdownChars += text?.length ?? 0;
-  const started = performance.now();
-  const html = shared.render(text, highlight);
-  stats.markdownMs += performance.now() - started;
-  return html;
-}
-
-// renderSplit of the shared renderer: one markdown render, counted as one.
-export function renderMarkdownSplit(text, cut) {
-  shared ??= createMarkdown();
-  stats.markdownRenders += 1;
-  stats.markdownChars += text.length;
-  const started = performance.now();
-  const parts = shared.renderSplit(text, cut);
-  stats.markdownMs += performance.now() - started;
-  return parts;
-}
 
 // parseBlocks and renderTokens of the shared renderer; the caller counts its renders (one
 // parse and what is rendered from it in one animation frame count as one).

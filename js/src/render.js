@@ -113,9 +113,7 @@ export class ChatView {
         if (busy) this.root.dataset.rendering = "1";
         else delete this.root.dataset.rendering;
       },
-      afterFrame: () => {
-        if (this.stick) this.log.scrollTop = this.log.scrollHeight;
-      },
+      afterFrame: () => this.follow(),
     });
     this.build();
     this.unsubscribe = controller.subscribe(() => this.update());
@@ -179,10 +177,19 @@ export class ChatView {
     this.log = h("div", "dk-log", { "data-testid": "dk-log", tabindex: "0" });
     this.empty = text("div", "dk-empty", "Send a message to start the conversation.");
     this.log.append(this.empty);
+    // Kept at the bottom while an answer streams, unless the user scrolls up. Content that
+    // grows under the view (a lazy chunk laid out at its real height, taller than its size
+    // hint) moves the bottom away without moving scrollTop up: that does not let go of it, and
+    // the resize observer follows the new bottom before the frame is painted.
+    this.lastTop = 0;
     this.log.addEventListener("scroll", () => {
-      const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
-      this.stick = gap < 40;
+      const top = this.log.scrollTop;
+      const gap = this.log.scrollHeight - top - this.log.clientHeight;
+      if (gap < 40) this.stick = true;
+      else if (top < this.lastTop - 2) this.stick = false;
+      this.lastTop = top;
     });
+    this.resized = typeof ResizeObserver === "function" ? new ResizeObserver(() => this.follow()) : null;
 
     this.notice = h("div", "dk-notice", { role: "alert", hidden: "" });
 
@@ -403,11 +410,16 @@ export class ChatView {
         this.runs.delete(key);
       }
     }
+    this.follow();
+  }
+
+  follow() {
     if (this.stick) this.log.scrollTop = this.log.scrollHeight;
   }
 
   createRun(run) {
     const root = h("div", "dk-run", { "data-run-key": run.key });
+    this.resized?.observe(root);
     const user = h("div", "dk-msg dk-user", { "data-testid": "dk-user" });
     const userText = h("div", "dk-bubble");
     user.append(userText);
@@ -756,6 +768,7 @@ export class ChatView {
   dispose() {
     this.unsubscribe();
     this.pacer.stop();
+    this.resized?.disconnect();
     clearInterval(this.ticker);
     for (const url of this.urls) URL.revokeObjectURL(url);
     clearTimeout(this.copyTimer);
