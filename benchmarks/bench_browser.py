@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_browser.py [--prompt "markdown 600"] [--repeats 2]
 
 Starts `jupyter lab` (offline demo agent) and headless Debian Chromium, displays a ChatWidget,
-streams one long answer into it and prints, for the time from Enter to the run's end:
+streams one long answer into it and prints, for the time from Enter to the run's end and the
+last frame of its rendering (a long answer is rendered over several frames):
 
 - main-thread work from CDP `Performance.getMetrics` (TaskDuration, ScriptDuration,
   LayoutDuration, RecalcStyleDuration deltas) and the Long Tasks API (count, total, longest);
@@ -176,8 +177,8 @@ def report(label: str, r: dict[str, Any]) -> None:
         f"  long tasks: {lt[0]} totalling {lt[1]:.0f} ms, longest {lt[2]:.0f} ms\n"
         f"  widget: {st['flushes']} flushes, {st['markdownRenders']} markdown "
         f"renders of {st['markdownChars'] / 1e6:.1f} M chars in total; "
-        f"{st['flushMs']:.0f} ms applying events, of which "
-        f"{st['markdownMs']:.0f} ms markdown\n"
+        f"{st['flushMs']:.0f} ms applying events; {st['markdownMs']:.0f} ms in markdown "
+        "(in flushes and in the frames after)\n"
         f"  frames: {r['frames']} sampled, {r['busy_frames']} with widget work; "
         f"per frame: max {r['max_renders_per_frame']} markdown renders "
         f"(mean {r['mean_renders_per_busy_frame']:.2f} when busy), "
