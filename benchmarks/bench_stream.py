@@ -475,7 +475,7 @@ def bytes_per_event(events: int = 100_000) -> float:
     import tracemalloc
 
     from deltakit_nb import protocol
-    from deltakit_nb.eventlog import EventLog
+    from deltakit_nb.server.eventlog import EventLog
 
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

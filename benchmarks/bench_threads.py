@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from deltakit_nb import protocol
-from deltakit_nb.store import EventStore, batch_row
+from deltakit_nb.stores.sqlite import EventStore, batch_row
 
 
 def fill(store: EventStore, threads: int, runs: int, events: int) -> None:

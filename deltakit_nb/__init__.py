@@ -15,11 +15,11 @@ __all__ = ["ChatWidget", "__version__", "list_threads", "notebook_tools"]
 def __getattr__(name: str) -> Any:
     # The widget pulls in ipywidgets; the server extension must start without it.
     if name == "ChatWidget":
-        from .widget import ChatWidget
+        from .kernel.widget import ChatWidget
 
         return ChatWidget
     if name == "list_threads":
-        from .serverlink import list_threads
+        from .kernel.serverlink import list_threads
 
         return list_threads
     if name == "notebook_tools":
@@ -31,19 +31,19 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ip: Any) -> None:
     """`%load_ext deltakit_nb`: registers the %chat and %%chat magics."""
-    from .magics import load
+    from .kernel.magics import load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """`%unload_ext deltakit_nb`: removes them again."""
-    from .magics import unload
+    from .kernel.magics import unload
 
     unload(ip)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .app import DeltakitApp
+    from .server.app import DeltakitApp
 
-    return [{"module": "deltakit_nb.app", "app": DeltakitApp}]
+    return [{"module": "deltakit_nb.server.app", "app": DeltakitApp}]

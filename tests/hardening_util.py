@@ -78,7 +78,7 @@ def capture_server_log(serverapp: Any) -> Iterator[LogCapture]:
 def socket_tasks() -> list[asyncio.Task[Any]]:
     """Live tasks running a method of a RunSocket, whatever their name: its request task
     (tornado's receive loop) and its subscription."""
-    from deltakit_nb.handlers import RunSocket
+    from deltakit_nb.server.handlers import RunSocket
 
     found = []
     for task in asyncio.all_tasks():

@@ -17,9 +17,9 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 from wsclient import recv, send
 
-from deltakit_nb.activity import REFRESH_EVERY, SETTING, ActivityReporter
-from deltakit_nb.agents import DEMO_SPEC, AgentCatalog
-from deltakit_nb.runs import RunRegistry
+from deltakit_nb.server.activity import REFRESH_EVERY, SETTING, ActivityReporter
+from deltakit_nb.server.agents import DEMO_SPEC, AgentCatalog
+from deltakit_nb.server.runs import RunRegistry
 
 RUN = "count 80 delay 0.1"  # about 8 s of streaming
 TESTS = Path(__file__).parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deltakit_nb.agents import AgentCatalog
+from deltakit_nb.server.agents import AgentCatalog
 
 BUILDS: list[str] = []
 

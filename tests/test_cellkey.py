@@ -12,12 +12,12 @@ import pytest
 from jupyter_client.manager import KernelManager
 from kernelclient import execute, wait_ready
 
-from deltakit_nb.cellkey import cell_key
+from deltakit_nb.kernel.cellkey import cell_key
 
 SHOW = (
     "import json\n"
     "from deltakit_nb import ChatWidget\n"
-    "from deltakit_nb.cellkey import current_cell_key\n"
+    "from deltakit_nb.kernel.cellkey import current_cell_key\n"
     "w = ChatWidget()\n"
     "print(json.dumps([current_cell_key(), w.cell_key, w.thread_id, w._fresh]))\n"
 )

@@ -17,7 +17,7 @@ import pytest
 from conftest import TEST_AGENTS
 from wsclient import recv, recv_until_terminal, send, text
 
-from deltakit_nb.agents import DEMO_SPEC, AgentCatalog, AgentError, entry_point_agents
+from deltakit_nb.server.agents import DEMO_SPEC, AgentCatalog, AgentError, entry_point_agents
 
 MODULE = "dk_ep_sample_pkg"
 

@@ -267,8 +267,8 @@ async def test_subscription_task_census_sees_a_live_socket(jp_ws_fetch: Any) -> 
 def test_lone_surrogate_in_a_message_does_not_kill_the_store(tmp_path: Any) -> None:
     import atexit
 
-    from deltakit_nb.runs import Run
-    from deltakit_nb.store import open_store
+    from deltakit_nb.server.runs import Run
+    from deltakit_nb.stores.sqlite import open_store
 
     store = open_store(tmp_path / "runs.sqlite")
     assert store is not None
@@ -293,7 +293,7 @@ def test_lone_surrogate_in_a_message_does_not_kill_the_store(tmp_path: Any) -> N
 def test_one_unwritable_write_loses_only_itself(tmp_path: Any) -> None:
     from types import SimpleNamespace
 
-    from deltakit_nb.store import open_store
+    from deltakit_nb.stores.sqlite import open_store
 
     store = open_store(tmp_path / "runs.sqlite")
     assert store is not None

@@ -17,7 +17,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 from wsclient import recv_until_terminal, send
 
-from deltakit_nb.handlers import AUTH_RESOURCE
+from deltakit_nb.server.handlers import AUTH_RESOURCE
 
 
 class DenyListAuthorizer(Authorizer):

@@ -382,24 +382,21 @@ GET_USER_INPUT = "tool get_user_input " + json.dumps(
         ]
     }
 )
-ASK_USER = "tool ask_user " + json.dumps(
+QUESTIONS = [
     {
-        "questions": [
-            {
-                "question": "Which size?",
-                "header": "Size",
-                "options": [{"label": "S", "description": "small"}, {"label": "L"}],
-                "multi_select": False,
-            },
-            {
-                "question": "Which extras?",
-                "header": "Extras",
-                "options": [{"label": "milk"}, {"label": "sugar"}],
-                "multi_select": True,
-            },
-        ]
-    }
-)
+        "question": "Which size?",
+        "header": "Size",
+        "options": [{"label": "S", "description": "small"}, {"label": "L"}],
+        "multi_select": False,
+    },
+    {
+        "question": "Which extras?",
+        "header": "Extras",
+        "options": [{"label": "milk"}, {"label": "sugar"}],
+        "multi_select": True,
+    },
+]
+ASK_USER = "tool ask_user " + json.dumps({"questions": QUESTIONS})
 
 
 async def test_agnos_user_control_flow_toolkit(jp_ws_fetch: Any) -> None:
@@ -431,20 +428,8 @@ async def test_agnos_user_feedback_toolkit(jp_ws_fetch: Any) -> None:
     ws, events = await pause(jp_ws_fetch, ASK_USER, agent="builtins")
     run_id, [req] = events[0]["runId"], events[-1]["requirements"]
     assert req["kind"] == "user_feedback" and req["tool_name"] == "ask_user"
-    assert req["questions"] == [
-        {
-            "question": "Which size?",
-            "header": "Size",
-            "options": [{"label": "S", "description": "small"}, {"label": "L"}],
-            "multi_select": False,
-        },
-        {
-            "question": "Which extras?",
-            "header": "Extras",
-            "options": [{"label": "milk"}, {"label": "sugar"}],
-            "multi_select": True,
-        },
-    ]
+    # Passed on to the card as agno gave them (no field dropped or renamed).
+    assert req["questions"] == QUESTIONS
     for values, problem in [
         ({"Which size?": ["S", "L"], "Which extras?": []}, "'Which size?' takes one option"),
         ({"Which size?": ["XL"], "Which extras?": []}, "'XL' is not an option of 'Which size?'"),

@@ -11,9 +11,9 @@ import pytest
 from test_adapter import agno_events, translate
 
 from deltakit_nb import hitl
-from deltakit_nb.eventlog import EventLog
 from deltakit_nb.protocol import DecisionFrame, FrameError, parse_decisions, parse_frame
-from deltakit_nb.store import EventStore
+from deltakit_nb.server.eventlog import EventLog
+from deltakit_nb.stores.sqlite import EventStore
 
 
 def paused(message: str) -> tuple[list[dict], dict]:

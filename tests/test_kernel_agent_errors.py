@@ -14,9 +14,9 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from deltakit_nb.kernel import link
+from deltakit_nb.kernel.widget import ChatWidget
 from deltakit_nb.kernel_wire import agent_name, split_agent_name
 from deltakit_nb.offline import OfflineModel
-from deltakit_nb.widget import ChatWidget
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_agent_names() -> None:
 
 def test_kernel_side_never_imports_server_side() -> None:
     code = (
-        "import sys, deltakit_nb.kernel.link, deltakit_nb.kernel.tools, deltakit_nb.widget\n"
+        "import sys, deltakit_nb.kernel.link, deltakit_nb.kernel.tools, deltakit_nb.kernel.widget\n"
         "server = ('app', 'handlers', 'runs', 'kernel_runs', 'store', 'agents', 'eventlog')\n"
         "print([m for m in sys.modules if m.startswith('jupyter_server') or "
         "m.split('.')[-1] in server and m.startswith('deltakit_nb')])"

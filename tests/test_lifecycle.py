@@ -20,8 +20,8 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 from wsclient import recv_until_terminal, send, text
 
-from deltakit_nb.agents import DEMO_SPEC, AgentCatalog, AgentError
-from deltakit_nb.app import DeltakitApp
+from deltakit_nb.server.agents import DEMO_SPEC, AgentCatalog, AgentError
+from deltakit_nb.server.app import DeltakitApp
 
 STOP_SECONDS = 5.0
 

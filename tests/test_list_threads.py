@@ -16,8 +16,8 @@ from kernelclient import execute, wait_ready
 from test_durability import run_to_end
 
 import deltakit_nb
-from deltakit_nb.cellkey import cell_key
-from deltakit_nb.serverlink import ServerNotFound
+from deltakit_nb.kernel.cellkey import cell_key
+from deltakit_nb.kernel.serverlink import ServerNotFound
 
 
 def post(server: JupyterProcess, path: str, body: dict[str, Any]) -> Any:

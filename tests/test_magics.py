@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from ipywidgets import Widget
 
-from deltakit_nb.widget import ChatWidget
+from deltakit_nb.kernel.widget import ChatWidget
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from hardening_util import deltakit_app
 from tornado.httpclient import HTTPClientError
 from wsclient import recv_until_terminal, send
 
-from deltakit_nb.agents import AgentCatalog
-from deltakit_nb.history import BoundedRunCache
-from deltakit_nb.runs import Retention, RunRegistry
-from deltakit_nb.store import open_store
+from deltakit_nb.server.agents import AgentCatalog
+from deltakit_nb.server.history import BoundedRunCache
+from deltakit_nb.server.runs import Retention, RunRegistry
+from deltakit_nb.stores.sqlite import open_store
 
 DEMO = {"demo": "deltakit_nb.offline:demo_agent"}
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from test_adapter import agno_events, translate
 
-from deltakit_nb.eventlog import EventLog
-from deltakit_nb.messages import run_messages
+from deltakit_nb.server.eventlog import EventLog
+from deltakit_nb.server.messages import run_messages
 
 REDUCER = Path(__file__).parent.parent / "js" / "src" / "reducer.js"
 MESSAGES = [

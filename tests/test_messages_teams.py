@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from test_teams_unit import relayed
 
-from deltakit_nb.messages import run_messages
 from deltakit_nb.offline import demo_team, demo_workflow
+from deltakit_nb.server.messages import run_messages
 
 REDUCER = Path(__file__).parent.parent / "js" / "src" / "reducer.js"
 R = {"id": "researcher", "name": "researcher", "run_id": "m1"}

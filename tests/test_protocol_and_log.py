@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deltakit_nb import protocol
-from deltakit_nb.eventlog import EventLog
 from deltakit_nb.protocol import FrameError, ResumeFrame, StartFrame
+from deltakit_nb.server.eventlog import EventLog
 
 
 def test_parse_start_and_resume() -> None:

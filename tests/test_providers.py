@@ -11,8 +11,8 @@ import pytest
 from conftest import TEST_AGENTS
 from wsclient import recv, recv_until_terminal, send
 
-from deltakit_nb.agents import DEMO_SPEC, AgentCatalog, AgentError
-from deltakit_nb.providers import (
+from deltakit_nb.server.agents import DEMO_SPEC, AgentCatalog, AgentError
+from deltakit_nb.server.providers import (
     PROVIDERS,
     ModelPlan,
     Provider,

@@ -13,9 +13,9 @@ from test_adapter import agno_events, translate
 
 from deltakit_nb import protocol
 from deltakit_nb.adapter import AgnoAdapter
-from deltakit_nb.eventlog import EventLog
 from deltakit_nb.protocol import RunStatus
-from deltakit_nb.runs import relay
+from deltakit_nb.server.eventlog import EventLog
+from deltakit_nb.server.runs import relay
 
 
 class CountingAdapter(AgnoAdapter):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from deltakit_nb.agents import AgentCatalog
-from deltakit_nb.runs import Retention, RunRegistry
-from deltakit_nb.store import open_store
+from deltakit_nb.server.agents import AgentCatalog
+from deltakit_nb.server.runs import Retention, RunRegistry
+from deltakit_nb.stores.sqlite import open_store
 
 
 async def finish(registry: RunRegistry, message: str, thread: str) -> str:

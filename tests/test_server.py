@@ -336,7 +336,7 @@ async def test_a_reader_that_stops_reading_holds_one_frame_at_most(
 
     from wsclient import RawSocket
 
-    from deltakit_nb.handlers import RunSocket
+    from deltakit_nb.server.handlers import RunSocket
 
     ws, first = await start_run(jp_ws_fetch, "bench 60000")
     stalled = await RawSocket.connect(

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from deltakit_nb import protocol
-from deltakit_nb.eventlog import EventLog
-from deltakit_nb.runs import Run
-from deltakit_nb.store import EventStore
+from deltakit_nb.server.eventlog import EventLog
+from deltakit_nb.server.runs import Run
+from deltakit_nb.stores.sqlite import EventStore
 
 
 def event_ids(store: EventStore, run_id: str) -> list[int]:

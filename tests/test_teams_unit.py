@@ -14,9 +14,9 @@ from agno.run import workflow as workflow_events
 
 from deltakit_nb import protocol
 from deltakit_nb.adapter import AgnoAdapter
-from deltakit_nb.eventlog import EventLog
 from deltakit_nb.offline import demo_agent, demo_team, demo_workflow
-from deltakit_nb.runs import content_types, relay
+from deltakit_nb.server.eventlog import EventLog
+from deltakit_nb.server.runs import content_types, relay
 
 R = "team-run"
 RESEARCHER = {"id": "researcher", "name": "Researcher", "run_id": "m1"}

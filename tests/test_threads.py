@@ -165,7 +165,7 @@ async def test_bad_follow_frames_get_an_error_and_the_socket_stays_usable(
 
 
 async def test_a_closed_follower_is_forgotten(jp_ws_fetch: Any, jp_serverapp: Any) -> None:
-    from deltakit_nb.app import DeltakitApp
+    from deltakit_nb.server.app import DeltakitApp
 
     [app] = [
         ext

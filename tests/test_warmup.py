@@ -18,8 +18,8 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 from wsclient import assert_gap_free, recv_until_terminal, send, text
 
-from deltakit_nb.agents import DEMO_SPEC, AgentCatalog
-from deltakit_nb.warmup import warm_up
+from deltakit_nb.server.agents import DEMO_SPEC, AgentCatalog
+from deltakit_nb.server.warmup import warm_up
 
 WARMED_UP = "warmed up in"
 

@@ -8,7 +8,7 @@ import pytest
 import traitlets
 
 from deltakit_nb import __version__
-from deltakit_nb.widget import STATIC, ChatWidget
+from deltakit_nb.kernel.widget import STATIC, ChatWidget
 
 
 def front_end_sets(widget: ChatWidget, **state: Any) -> None:

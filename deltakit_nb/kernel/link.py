@@ -22,7 +22,7 @@ from typing import Any
 from ..adapter import AgnoAdapter
 from ..kernel_wire import KERNEL_PATH, agent_name
 from ..protocol import RunStatus
-from ..serverlink import Server, ServerNotFound, find_server
+from .serverlink import Server, ServerNotFound, find_server
 
 log = logging.getLogger("deltakit_nb.kernel")
 

@@ -55,3 +55,49 @@ def test_a_cell_agent_chats_lets_cells_run_and_resumes_after_a_reload(session: S
     assert shown.strip() == session.lab.run_text(run_id).strip()
     assert shown.split() == [str(i) for i in range(1, 301)]
     assert not [m for m in session.console if "pageerror" in m]
+
+
+NOTEBOOK_AGENT = """\
+from agno.agent import Agent
+from deltakit_nb import ChatWidget, notebook_tools
+from deltakit_nb.offline import OfflineModel
+
+agent = Agent(name="nb agent", model=OfflineModel(), tools=notebook_tools(), telemetry=False)
+chat = ChatWidget(agent=agent, height=480)
+chat"""
+
+SET_ANSWER = 'tool run_python {"code": "answer = 6 * 7; answer"}'
+SET_OTHER = 'tool run_python {"code": "other = 1"}'
+READ_BACK = "print('answer' in globals(), globals().get('answer'), 'other' in globals())"
+
+
+def test_run_python_from_a_cell_agent_waits_for_approval_in_the_card(session: Session) -> None:
+    # notebook_tools()'s run_python changes the notebook, so agno asks first: the approval card
+    # shows inside the kernel agent's run, and only an approved call touches the variables.
+    session.lab.write_notebook("nb_agent.ipynb", NOTEBOOK_AGENT, READ_BACK)
+    session.open_lab("nb_agent.ipynb")
+    session.run_cell(0)
+    session.wait_chat()
+
+    n = session.send(SET_ANSWER)
+    session.wait_status("paused")
+    waiting = session.run_el(n).locator(".dk-tool[data-status=waiting]")
+    waiting.locator(".dk-decision").wait_for()
+    assert waiting.locator(".dk-tool-name").inner_text() == "run_python"
+    assert "answer = 6 * 7" in waiting.locator(".dk-tool-args pre").inner_text()
+    waiting.locator("[data-testid=dk-approve]").click()
+    run_id = session.wait_status("completed")
+    result = session.run_el(n).locator(".dk-tool[data-status=ok] .dk-tool-result").inner_text()
+    assert '"result": "42"' in result, result
+    assert session.lab.run(run_id)["status"] == "completed"
+
+    # Rejected: the run goes on without running the code.
+    m = session.send(SET_OTHER)
+    session.wait_status("paused")
+    rejected = session.run_el(m).locator(".dk-tool[data-status=waiting]")
+    rejected.locator("[data-testid=dk-reject]").click()
+    session.wait_status("completed")
+
+    session.run_cell(1)
+    assert "True 42 False" in session.cell_output(1, "True 42")
+    assert not [msg for msg in session.console if "pageerror" in msg]

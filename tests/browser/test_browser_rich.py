@@ -173,3 +173,25 @@ def test_a_long_tool_result_is_folded_with_show_all(session: Session) -> None:
     more.click()
     assert "line 40" in result.locator("pre").inner_text()
     assert more.count() == 0
+
+
+def test_the_demo_plot_tool_draws_with_matplotlib_inline(session: Session) -> None:
+    # The demo agent's own plot tool, with the real matplotlib of the `lab` extra (a 640x360
+    # PNG), not the test agent's prepared picture.
+    session.lab.write_notebook(
+        "plot.ipynb", "from deltakit_nb import ChatWidget\nchat = ChatWidget(height=560)\nchat"
+    )
+    session.open_lab("plot.ipynb")
+    session.run_cell(0)
+    session.wait_chat()
+    n = session.send('tool plot {"kind": "line", "n": 50}')
+    run_id = session.wait_status("completed")
+    card = session.run_el(n).locator(".dk-tool")
+    card.locator("[data-testid=dk-tool-image]").wait_for()
+    session.page.wait_for_function(
+        "() => document.querySelector('.dk-tool-image')?.naturalWidth > 0"
+    )
+    (result,) = [e for e in session.lab.run(run_id)["events"] if e["type"] == "tool_result"]
+    assert [(img["width"], img["height"]) for img in result["images"]] == [(640, 360)]
+    assert session.page.evaluate(IMAGES) == [["blob", 640, 360]]
+    session.page.screenshot(path=str(ARTIFACTS / "demo_plot.png"))

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import protocol
-from .protocol import RunStatus
+from .. import protocol
+from ..protocol import RunStatus
 
 log = logging.getLogger("deltakit_nb")
 
@@ -56,7 +56,7 @@ MIGRATE_FROM_1 = """
 INSERT INTO event_batches SELECT run_id, event_id, event_id, body FROM events;
 DROP TABLE events;
 """
-# The thread each notebook cell last showed (deltakit_nb.cellkey). An addition that needs no
+# The thread each notebook cell last showed (deltakit_nb.kernel.cellkey). An addition that needs no
 # schema version: created when missing, and a store of this version without it reads the same.
 CELL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cell_threads (
@@ -101,7 +101,7 @@ class StoreError(RuntimeError):
 
 
 class FollowedLog(Protocol):
-    """What the store reads of a run's event log (deltakit_nb.eventlog.EventLog)."""
+    """What the store reads of a run's event log (deltakit_nb.server.eventlog.EventLog)."""
 
     @property
     def closed(self) -> bool: ...

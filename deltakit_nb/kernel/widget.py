@@ -20,11 +20,11 @@ import anywidget
 import traitlets
 
 from deltakit_nb import __version__
-from deltakit_nb.cellkey import current_cell_key
+from deltakit_nb.kernel.cellkey import current_cell_key
 
 __all__ = ["ChatWidget"]
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"
 _OPTIONS = ("thread_id", "agent", "title", "placeholder", "height")
 
 
@@ -65,7 +65,7 @@ class ChatWidget(anywidget.AnyWidget):
     ).tag(sync=True)
     cell_key = traitlets.Unicode(
         "",
-        help="Key of the notebook cell that made the widget (deltakit_nb.cellkey); '' outside one.",
+        help="Key of the notebook cell that made the widget (kernel/cellkey.py); '' outside one.",
     ).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode(

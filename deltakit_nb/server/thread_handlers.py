@@ -7,8 +7,8 @@ import json
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..protocol import FrameError, check_id
 from .handlers import AUTH_RESOURCE, DeltakitAPIHandler
-from .protocol import FrameError, check_id
 from .threads import DEFAULT_LIMIT, MAX_LIMIT, recent_threads
 
 
@@ -20,7 +20,7 @@ def _valid_id(value: object, name: str) -> str:
 
 
 class CellHandler(DeltakitAPIHandler):
-    """The thread a notebook cell last showed, by the cell's key (deltakit_nb.cellkey)."""
+    """The thread a notebook cell last showed, by the cell's key (deltakit_nb.kernel.cellkey)."""
 
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from .protocol import Event, encode_member_text, encode_run_event, encode_str, encode_text_delta
+from ..protocol import Event, encode_member_text, encode_run_event, encode_str, encode_text_delta
 
 
 class EventLog:

@@ -22,10 +22,10 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
-from . import hitl
+from .. import hitl
+from ..kernel_wire import END_STATUSES, KERNEL_PATH, PUBLISHABLE, split_agent_name
+from ..protocol import FrameError, RunStatus, check_id
 from .agents import AgentError
-from .kernel_wire import END_STATUSES, KERNEL_PATH, PUBLISHABLE, split_agent_name
-from .protocol import FrameError, RunStatus, check_id
 
 if TYPE_CHECKING:
     from .handlers import DeltakitMixin as _Mixin

@@ -10,17 +10,17 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
+from ..images import ImageLimits
+from ..stores.sqlite import open_store
 from .activity import ActivityReporter
 from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
-from .images import ImageLimits
 from .kernel_runs import KernelHosts
 from .private import private_store
 from .runs import MAX_RUNS_IN_MEMORY, Retention, RunRegistry
-from .store import open_store
 from .threads import CellBindings
 from .warmup import start_warm_up
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"
 
 
 class DeltakitApp(ExtensionApp):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from .store import TITLE_CHARS, EventStore
+from ..stores.sqlite import TITLE_CHARS, EventStore
 
 if TYPE_CHECKING:
     from .runs import Run, RunRegistry
@@ -15,7 +15,7 @@ MAX_LIMIT = 500
 
 
 class CellBindings:
-    """Cell key (deltakit_nb.cellkey) -> the thread that cell last showed: in memory, and in
+    """Cell key (deltakit_nb.kernel.cellkey) -> the thread that cell last showed: in memory, and in
     the store when there is one. Memory is written through, so a read right after a write sees
     it before the store's writer thread has committed it."""
 

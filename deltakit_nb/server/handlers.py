@@ -16,10 +16,11 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
-from . import messages, protocol
+from .. import protocol
+from ..kernel_wire import AGENT_PREFIX
+from ..protocol import DecisionFrame, FollowFrame, FrameError, ResumeFrame, StartFrame
+from . import messages
 from .agents import AgentError
-from .kernel_wire import AGENT_PREFIX
-from .protocol import DecisionFrame, FollowFrame, FrameError, ResumeFrame, StartFrame
 from .runs import DecisionError, Run, RunLimitError
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .protocol import Event
+from ..protocol import Event
 
 Message = dict[str, Any]
 

@@ -38,7 +38,7 @@ TEAM_SPEC = "deltakit_nb.offline:demo_team"
 WORKFLOW_SPEC = "deltakit_nb.offline:demo_workflow"
 # The agents of a server with no `agents` configured: the offline demos.
 DEFAULT_AGENTS = {"demo": DEMO_SPEC, "team": TEAM_SPEC, "workflow": WORKFLOW_SPEC}
-ASSISTANT_SPEC = "deltakit_nb.providers:assistant_agent"
+ASSISTANT_SPEC = "deltakit_nb.server.providers:assistant_agent"
 ENTRY_POINT_GROUP = "deltakit_nb.agents"
 # What agno 3.x imports lazily during an agent's first run (agno.team alone is ~0.1 s). A name a
 # later agno drops is skipped: importing these only saves time, nothing depends on it.

@@ -12,13 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import hitl, protocol
-from .adapter import AgnoAdapter
+from .. import hitl, protocol
+from ..adapter import AgnoAdapter
+from ..images import ImageLimits
+from ..kernel_wire import AGENT_PREFIX as KERNEL_AGENT
+from ..protocol import Event, FrameError, RunStatus
+from ..stores.sqlite import EventStore, StoredRun
 from .eventlog import EventLog
-from .images import ImageLimits
-from .kernel_wire import AGENT_PREFIX as KERNEL_AGENT
-from .protocol import Event, FrameError, RunStatus
-from .store import EventStore, StoredRun
 
 if TYPE_CHECKING:
     from .agents import Runnable

@@ -252,11 +252,11 @@ def assistant_agent(
     """The `assistant` agent: the demo's calculator and clock tools on a real model.
 
     With no arguments it reads DELTAKIT_MODEL and DELTAKIT_BASE_URL, so it can also be named in
-    configuration as ``"deltakit_nb.providers:assistant_agent"``.
+    configuration as ``"deltakit_nb.server.providers:assistant_agent"``.
     """
     from agno.agent import Agent
 
-    from .offline import calculator, current_time
+    from ..offline import calculator, current_time
 
     llm = build_model(model, base_url=base_url, api_key=api_key)
     return Agent(
