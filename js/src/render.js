@@ -113,7 +113,7 @@ export class ChatView {
         if (busy) this.root.dataset.rendering = "1";
         else delete this.root.dataset.rendering;
       },
-      afterFrame: () => this.follow(),
+      afterFrame: () => this.resized || this.follow(),
     });
     this.build();
     this.unsubscribe = controller.subscribe(() => this.update());
@@ -179,8 +179,9 @@ export class ChatView {
     this.log.append(this.empty);
     // Kept at the bottom while an answer streams, unless the user scrolls up. Content that
     // grows under the view (a lazy chunk laid out at its real height, taller than its size
-    // hint) moves the bottom away without moving scrollTop up: that does not let go of it, and
-    // the resize observer follows the new bottom before the frame is painted.
+    // hint) moves the bottom away without moving scrollTop up: that does not let go of it.
+    // The resize observer follows the bottom once the frame's layout is done, before it is
+    // painted: reading scrollHeight right after a change would force a layout of its own.
     this.lastTop = 0;
     this.log.addEventListener("scroll", () => {
       const top = this.log.scrollTop;
@@ -410,7 +411,7 @@ export class ChatView {
         this.runs.delete(key);
       }
     }
-    this.follow();
+    if (!this.resized) this.follow();
   }
 
   follow() {
