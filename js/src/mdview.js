@@ -52,6 +52,7 @@ export class MarkdownView {
     this.parsedTo = 0; // the text before this is parsed into settled blocks (queued or shown)
     this.queue = []; // settled blocks parsed and not shown yet, in order
     this.tailDirty = false; // the tail does not show the text after parsedTo yet
+    this.shownTail = null; // { from, text } the tail shows, when it holds no code
     this.head = h("div", "dk-md-head");
     this.tail = h("div", "dk-md-tail");
     this.el.replaceChildren(this.head, this.tail);
@@ -75,6 +76,7 @@ export class MarkdownView {
   // One frame's work, one markdown render: parse what settled since the last step (with the
   // tail), render queued blocks for about `budgetMs`, and the tail once nothing is queued.
   step(budgetMs) {
+    if (!this.streaming && this.keepShownTail()) return this.pending;
     const started = this.pacer.now();
     let rest = null;
     const cut = this.streaming ? stableSplit(this.value, this.cut) : this.value.length;
@@ -87,13 +89,35 @@ export class MarkdownView {
     if (this.queue.length) this.renderPiece(budgetMs - (this.pacer.now() - started));
     if (this.queue.length || !parsed) {
       if (this.tail.firstChild) this.tail.replaceChildren();
+      this.shownTail = null;
     } else if (this.tailDirty) {
       rest ??= parseBlocks(this.value.slice(this.parsedTo), 0).rest;
       this.tail.replaceChildren(renderTokens(rest));
       this.tailDirty = false;
+      const code = rest.some((t) => t.type === "fence" || t.type === "code_block");
+      this.shownTail = code ? null : { from: this.parsedTo, text: this.value.slice(this.parsedTo) };
     }
     stats.markdownRenders += 1;
     return this.pending;
+  }
+
+  // The stream ended with the tail showing exactly the rest of the text and no code block in
+  // it: a settled render would give the same nodes (there is nothing to highlight), so the
+  // tail's nodes become the last chunk as they are. A long last paragraph (an answer in one
+  // block) is then not rendered once more, in one long task, when the run ends.
+  keepShownTail() {
+    const t = this.shownTail;
+    const rest = this.value.length - this.parsedTo;
+    if (!t || this.queue.length || t.from !== this.parsedTo || rest !== t.text.length || !this.value.endsWith(t.text)) return false;
+    if (rest) {
+      const chunk = this.chunk(t.from, t.text.split("\n").length);
+      chunk.append(...this.tail.childNodes);
+      this.head.append(chunk);
+    }
+    this.parsedTo = this.value.length;
+    this.tailDirty = false;
+    this.shownTail = null;
+    return true;
   }
 
   // Parses the text after parsedTo and queues the blocks settled before `cut`; returns the
@@ -142,14 +166,19 @@ export class MarkdownView {
     const started = this.pacer.now();
     const fragment = renderTokens(blocks.flatMap((b) => b.tokens), true);
     this.decorate(fragment);
-    const chunk = h("div", "dk-md-chunk");
-    if (first.start >= LAZY_AFTER) {
-      chunk.classList.add("dk-md-lazy");
-      chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
-    }
+    const chunk = this.chunk(first.start, lines);
     chunk.append(fragment);
     this.head.append(chunk);
     this.cost.record(chars, this.pacer.now() - started);
+  }
+
+  chunk(start, lines) {
+    const chunk = h("div", "dk-md-chunk");
+    if (start >= LAZY_AFTER) {
+      chunk.classList.add("dk-md-lazy");
+      chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
+    }
+    return chunk;
   }
 
   dispose() {

@@ -221,3 +221,30 @@ test("a text that is not a continuation of the one shown starts over; a disposed
   assert.equal(el.textContent, shown);
   assert.equal(pacer.busy, false);
 });
+
+test("when a stream ends on a tail without code, its nodes are kept, not rendered again", () => {
+  const { el, md, frame, pacer, renders } = view(MIN_PIECE);
+  const text = "Intro.\n\n" + "word ".repeat(3000).trim(); // one long last paragraph
+  md.update(text, true);
+  frame();
+  const paragraph = el.querySelector(".dk-md-tail p");
+  assert.ok(paragraph.textContent.endsWith("word word"));
+  const before = renders();
+  md.update(text, false);
+  assert.equal(renders(), before, "no markdown render for it");
+  assert.equal(pacer.busy, false);
+  assert.equal(el.querySelector(".dk-md-head").lastChild.firstChild, paragraph, "the same node, now settled");
+  assert.equal(el.querySelector(".dk-md-tail").childNodes.length, 0);
+  assert.equal(norm(el.textContent), wholeText(text));
+
+  // A tail with code in it is rendered again, highlighted.
+  const coded = "Intro.\n\n```python\nimport os\n```";
+  const other = view(MIN_PIECE);
+  other.md.update(coded, true);
+  other.frame();
+  assert.equal(other.el.querySelector(".hljs-keyword"), null);
+  other.md.update(coded, false);
+  for (let i = 0; i < 10 && other.pacer.busy; i++) other.frame();
+  assert.ok(other.el.querySelector(".dk-md-head .hljs-keyword"));
+  assert.equal(norm(other.el.textContent), wholeText(coded));
+});
