@@ -191,12 +191,14 @@ def summary(label: str, runs: list[dict[str, Any]]) -> None:
     task = statistics.median(r["work_ms"]["TaskDuration"] for r in runs)
     longest = statistics.median(r["long_tasks"][2] for r in runs)
     worst = max(r["long_tasks"][2] for r in runs)
+    over = sum(1 for r in runs if r["long_tasks"][0])
     renders = max(r["max_renders_per_frame"] for r in runs)
     exact = all(r["exact"] for r in runs)
     print(
-        f"  {label:8s} {len(runs)} runs: median main-thread work {task:.0f} ms, median longest "
-        f"task {longest:.0f} ms (worst {worst:.0f} ms), max {renders} markdown renders per "
-        f"frame, text as the server's in every run: {exact}"
+        f"  {label:8s} {len(runs)} runs: median main-thread work {task:.0f} ms; a task over 50 ms "
+        f"in {over} runs, median longest {longest:.0f} ms (0: none over 50 ms), worst "
+        f"{worst:.0f} ms; max {renders} markdown renders per frame; text as the server's in "
+        f"every run: {exact}"
     )
 
 
