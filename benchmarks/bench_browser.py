@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_browser.py [--prompt "markdown 600"] [--repeats 2]
 
 Starts `jupyter lab` (offline demo agent) and headless Debian Chromium, displays a ChatWidget,
-streams one long answer into it and prints, for the time from Enter to the run's end:
+streams one long answer into it and prints, for the time from Enter to the run's end and the
+last frame of its rendering (a long answer is rendered over several frames):
 
 - main-thread work from CDP `Performance.getMetrics` (TaskDuration, ScriptDuration,
   LayoutDuration, RecalcStyleDuration deltas) and the Long Tasks API (count, total, longest);
@@ -13,13 +14,19 @@ streams one long answer into it and prints, for the time from Enter to the run's
 - that the text shown equals the server's text: exactly for plain text (`count N`), and for
   markdown (`markdown N`: N sections, ~80 KB and ~20,000 deltas for N = 600) that every
   heading, list item and code block of the server's text is in the widget's DOM.
-By default both prompts run.
+By default both prompts run. Each measured run has a page and a conversation of its own.
+
+`--compare OLD.js` measures a second front end in the same sitting: each repeat runs the
+prompt with the served bundle and with OLD.js (served in place of
+`static/deltakit_nb/chat.js`, e.g. a build of an earlier commit), alternating which goes first,
+and the medians of both are printed at the end.
 Compare figures from one run; absolute times on this shared 2-core machine are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -56,6 +63,7 @@ SAMPLER = """() => {
   window.__longObserver.observe({ type: 'longtask' });
 }"""
 
+NOTEBOOKS = itertools.count(1)
 METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
 
@@ -128,12 +136,86 @@ def one_run(session: Session, cdp: Any, prompt: str) -> dict[str, Any]:
     }
 
 
+def measure(browser: Any, lab: LabProcess, prompt: str, bundle: Path | None) -> dict[str, Any]:
+    """One run of `prompt` in a fresh page and conversation, with `bundle` as the front end if
+    given."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        if bundle is not None:
+            body = bundle.read_bytes()
+            page.route(
+                "**/static/deltakit_nb/chat.js*",
+                lambda route: route.fulfill(body=body, content_type="text/javascript"),
+            )
+        session = Session(page, lab)
+        k = next(NOTEBOOKS)
+        notebook = f"bench-{k}.ipynb"
+        lab.write_notebook(notebook, WIDGET)
+        session.open_lab(notebook)
+        session.run_cell(0)
+        session.wait_chat()
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        session.send("echo warm-up")  # load markdown-it, DOMPurify, JIT
+        session.wait_status("completed")
+        if k == 1:
+            print(f"long-task observer sees a planted 120 ms task: {calibrate(page)}")
+        return one_run(session, cdp, prompt)
+    finally:
+        page.close()
+        lab.shutdown_sessions()
+
+
+def report(label: str, r: dict[str, Any]) -> None:
+    w, st, lt = r["work_ms"], r["stats"], r["long_tasks"]
+    print(
+        f"{label}: {r['chars']} chars, {st['events']} events in "
+        f"{r['wall_s']:.2f} s; text as the server's: {r['exact']}\n"
+        f"  main thread: task {w['TaskDuration']:.0f} ms, script "
+        f"{w['ScriptDuration']:.0f} ms, layout {w['LayoutDuration']:.0f} ms, "
+        f"style {w['RecalcStyleDuration']:.0f} ms\n"
+        f"  long tasks: {lt[0]} totalling {lt[1]:.0f} ms, longest {lt[2]:.0f} ms\n"
+        f"  widget: {st['flushes']} flushes, {st['markdownRenders']} markdown "
+        f"renders of {st['markdownChars'] / 1e6:.1f} M chars in total; "
+        f"{st['flushMs']:.0f} ms applying events; {st['markdownMs']:.0f} ms in markdown "
+        "(in flushes and in the frames after)\n"
+        f"  frames: {r['frames']} sampled, {r['busy_frames']} with widget work; "
+        f"per frame: max {r['max_renders_per_frame']} markdown renders "
+        f"(mean {r['mean_renders_per_busy_frame']:.2f} when busy), "
+        f"max {r['max_flushes_per_frame']} flushes",
+        flush=True,
+    )
+
+
+def summary(label: str, runs: list[dict[str, Any]]) -> None:
+    task = statistics.median(r["work_ms"]["TaskDuration"] for r in runs)
+    longest = statistics.median(r["long_tasks"][2] for r in runs)
+    worst = max(r["long_tasks"][2] for r in runs)
+    over = sum(1 for r in runs if r["long_tasks"][0])
+    renders = max(r["max_renders_per_frame"] for r in runs)
+    exact = all(r["exact"] for r in runs)
+    print(
+        f"  {label:8s} {len(runs)} runs: median main-thread work {task:.0f} ms; a task over 50 ms "
+        f"in {over} runs, median longest {longest:.0f} ms (0: none over 50 ms), worst "
+        f"{worst:.0f} ms; max {renders} markdown renders per frame; text as the server's in "
+        f"every run: {exact}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompt", action="append", help="repeatable")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--compare", type=Path, help="another build of chat.js to measure in the same sitting"
+    )
     args = parser.parse_args()
     prompts = args.prompt or ["markdown 600", "count 20000 delay 0"]
+    if args.compare is not None and not args.compare.is_file():
+        parser.error(f"--compare: no such file: {args.compare}")
+    variants: list[tuple[str, Path | None]] = [("this", None)]
+    if args.compare is not None:
+        variants.append(("compare", args.compare))
 
     lab = LabProcess(demo_delay=0.0)
     print(f"jupyter lab up in {lab.start():.1f} s", flush=True)
@@ -141,39 +223,18 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
             try:
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                session = Session(page, lab)
-                lab.write_notebook("bench.ipynb", WIDGET)
-                session.open_lab("bench.ipynb")
-                session.run_cell(0)
-                session.wait_chat()
-                cdp = page.context.new_cdp_session(page)
-                cdp.send("Performance.enable")
-                session.send("echo warm-up")  # load markdown-it, DOMPurify, JIT
-                session.wait_status("completed")
-                print(f"long-task observer sees a planted 120 ms task: {calibrate(page)}")
-                for prompt, i in [(p, i) for p in prompts for i in range(args.repeats)]:
-                    if i == 0:
-                        print(f"prompt: {prompt!r}")
-                    r = one_run(session, cdp, prompt)
-                    w, st, lt = r["work_ms"], r["stats"], r["long_tasks"]
-                    print(
-                        f"run {i + 1}: {r['chars']} chars, {st['events']} events in "
-                        f"{r['wall_s']:.2f} s; text as the server's: {r['exact']}\n"
-                        f"  main thread: task {w['TaskDuration']:.0f} ms, script "
-                        f"{w['ScriptDuration']:.0f} ms, layout {w['LayoutDuration']:.0f} ms, "
-                        f"style {w['RecalcStyleDuration']:.0f} ms\n"
-                        f"  long tasks: {lt[0]} totalling {lt[1]:.0f} ms, longest {lt[2]:.0f} ms\n"
-                        f"  widget: {st['flushes']} flushes, {st['markdownRenders']} markdown "
-                        f"renders of {st['markdownChars'] / 1e6:.1f} M chars in total; "
-                        f"{st['flushMs']:.0f} ms applying events, of which "
-                        f"{st['markdownMs']:.0f} ms markdown\n"
-                        f"  frames: {r['frames']} sampled, {r['busy_frames']} with widget work; "
-                        f"per frame: max {r['max_renders_per_frame']} markdown renders "
-                        f"(mean {r['mean_renders_per_busy_frame']:.2f} when busy), "
-                        f"max {r['max_flushes_per_frame']} flushes",
-                        flush=True,
-                    )
+                for prompt in prompts:
+                    print(f"prompt: {prompt!r}")
+                    results: dict[str, list[dict[str, Any]]] = {v[0]: [] for v in variants}
+                    for i in range(args.repeats):
+                        order = variants if i % 2 == 0 else variants[::-1]
+                        for label, bundle in order:
+                            r = measure(browser, lab, prompt, bundle)
+                            results[label].append(r)
+                            report(f"run {i + 1} ({label})", r)
+                    print(f"summary of {prompt!r}:")
+                    for label, runs in results.items():
+                        summary(label, runs)
             finally:
                 browser.close()
     finally:

@@ -51,35 +51,56 @@ export function createMarkdown(window = globalThis.window) {
         highlighting = false;
       }
     },
-    // One parse of `text`, rendered in two parts: the top-level blocks that end before offset
-    // `cut` (settled), and the rest. Returns [settledHtml, restHtml, restStart]; restStart is
-    // `cut`, or earlier when a block (a loose list, say) goes on past `cut`: it stays whole in
-    // the rest.
-    renderSplit(text, cut) {
+    // One parse of `text` into its top-level blocks: `settled` lists those that end before
+    // offset `cut`, each { tokens, start, end, lines } (offsets in `text`), to be rendered
+    // later and in any grouping; `rest` holds the tokens from the first block that goes on
+    // past `cut`, from offset `restStart`: `cut`, or earlier when a block (a loose list, say)
+    // goes on past `cut`, which stays whole in the rest. `partial`: `text` is only the start
+    // of the text, so its last block may go on after it and is never settled.
+    parseBlocks(text, cut, partial = false) {
       const tokens = md.parse(text, {});
-      const cutLine = lineCount(text, cut);
-      let split = tokens.length;
-      let restLine = null;
-      for (let i = 0; i < tokens.length; i++) {
+      const starts = lineStarts(text);
+      const cutLine = cut >= text.length ? Infinity : lineCount(text, cut);
+      const settled = [];
+      let i = 0;
+      let restStart = cut;
+      while (i < tokens.length) {
         const t = tokens[i];
-        if (t.level === 0 && t.map && t.nesting !== -1 && t.map[1] > cutLine) {
-          split = i;
-          restLine = t.map[0];
+        if (t.map && t.map[1] > cutLine) {
+          if (t.map[0] < cutLine) restStart = starts[t.map[0]];
           break;
         }
+        let j = i + 1;
+        for (let depth = t.nesting; depth > 0 && j < tokens.length; j++) depth += tokens[j].level === 0 ? tokens[j].nesting : 0;
+        const [first, last] = t.map ?? [0, 0];
+        settled.push({ tokens: tokens.slice(i, j), start: starts[first] ?? text.length, end: starts[last] ?? text.length, lines: last - first });
+        i = j;
       }
-      const restStart = restLine === null || restLine >= cutLine ? cut : lineOffset(text, restLine);
-      const html = (part, highlight) => {
-        highlighting = highlight;
-        try {
-          return purify.sanitize(md.renderer.render(part, md.options, {}), options);
-        } finally {
-          highlighting = false;
-        }
-      };
-      return [html(tokens.slice(0, split), true), html(tokens.slice(split), false), restStart];
+      if (partial && i === tokens.length && settled.length) {
+        const last = settled.pop();
+        i -= last.tokens.length;
+        restStart = last.start;
+      }
+      return { settled, rest: tokens.slice(i), restStart };
+    },
+    // Sanitised nodes of tokens from parseBlocks; `highlight` for settled code blocks.
+    renderTokens(tokens, highlight = false) {
+      highlighting = highlight;
+      try {
+        return purify.sanitize(md.renderer.render(tokens, md.options, {}), { ...options, RETURN_DOM_FRAGMENT: true });
+      } finally {
+        highlighting = false;
+      }
     },
   };
+}
+
+// Offset of the start of each line of `text` (one more entry: the end, as a line after it).
+function lineStarts(text) {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  if (starts[starts.length - 1] !== text.length) starts.push(text.length);
+  return starts;
 }
 
 function lineCount(text, end) {
@@ -88,32 +109,25 @@ function lineCount(text, end) {
   return n;
 }
 
-function lineOffset(text, line) {
-  let pos = 0;
-  for (let n = 0; n < line; n++) pos = text.indexOf("\n", pos) + 1;
-  return pos;
-}
-
 let shared = null;
-export function renderMarkdown(text, highlight = false) {
-  shared ??= createMarkdown();
-  stats.markdownRenders += 1;
-  stats.markdownChars += text?.length ?? 0;
-  const started = performance.now();
-  const html = shared.render(text, highlight);
-  stats.markdownMs += performance.now() - started;
-  return html;
-}
 
-// renderSplit of the shared renderer: one markdown render, counted as one.
-export function renderMarkdownSplit(text, cut) {
+// parseBlocks and renderTokens of the shared renderer; the caller counts its renders (one
+// parse and what is rendered from it in one animation frame count as one).
+export function parseBlocks(text, cut, partial = false) {
   shared ??= createMarkdown();
-  stats.markdownRenders += 1;
   stats.markdownChars += text.length;
   const started = performance.now();
-  const parts = shared.renderSplit(text, cut);
+  const parsed = shared.parseBlocks(text, cut, partial);
   stats.markdownMs += performance.now() - started;
-  return parts;
+  return parsed;
+}
+
+export function renderTokens(tokens, highlight = false) {
+  shared ??= createMarkdown();
+  const started = performance.now();
+  const fragment = shared.renderTokens(tokens, highlight);
+  stats.markdownMs += performance.now() - started;
+  return fragment;
 }
 
 // Where the settled part of a streaming text ends: after its last blank line that is not

@@ -4,12 +4,12 @@ import { buildDecision } from "./decision.js";
 import { h, text } from "./dom.js";
 import { fold, formatDuration, pretty, toolDuration } from "./fold.js";
 import { checkedImage } from "./images.js";
-import { renderMarkdown, renderMarkdownSplit, stableSplit } from "./markdown.js";
+import { MarkdownView } from "./mdview.js";
+import { Pacer } from "./pacer.js";
 import { activeRun, isTerminal, runText } from "./reducer.js";
 import { relativeTime, shortId } from "./when.js";
 
 const RETRYABLE = ["failed", "cancelled", "interrupted"];
-const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see updateText)
 
 // Copies `value`; the button says whether it worked (no permission: "Copy failed").
 async function copyText(button, value) {
@@ -41,20 +41,6 @@ function addCodeCopy(root) {
     pre.replaceWith(wrap);
     wrap.append(button, pre);
   }
-}
-
-// Sanitised HTML as nodes with their code blocks' Copy buttons.
-function htmlFragment(html) {
-  const tpl = document.createElement("template");
-  tpl.innerHTML = html; // sanitised by DOMPurify in markdown.js
-  addCodeCopy(tpl.content);
-  return tpl.content;
-}
-
-function lineCount(value, end) {
-  let n = 0;
-  for (let i = value.indexOf("\n"); i >= 0 && i < end; i = value.indexOf("\n", i + 1)) n += 1;
-  return n;
 }
 
 // A <pre> of `value` showing its first lines, with "show all" when more are folded away (the
@@ -121,6 +107,14 @@ export class ChatView {
     this.stick = true;
     this.urls = []; // object URLs of tool images, revoked on dispose
     this.ticker = null; // ticks the elapsed time of running tool calls
+    // Markdown rendering, spread over frames; data-rendering says some is still to come.
+    this.pacer = new Pacer({
+      onChange: (busy) => {
+        if (busy) this.root.dataset.rendering = "1";
+        else delete this.root.dataset.rendering;
+      },
+      afterFrame: () => this.resized || this.follow(),
+    });
     this.build();
     this.unsubscribe = controller.subscribe(() => this.update());
     this.onTraits = () => this.applyTraits();
@@ -183,10 +177,20 @@ export class ChatView {
     this.log = h("div", "dk-log", { "data-testid": "dk-log", tabindex: "0" });
     this.empty = text("div", "dk-empty", "Send a message to start the conversation.");
     this.log.append(this.empty);
+    // Kept at the bottom while an answer streams, unless the user scrolls up. Content that
+    // grows under the view (a lazy chunk laid out at its real height, taller than its size
+    // hint) moves the bottom away without moving scrollTop up: that does not let go of it.
+    // The resize observer follows the bottom once the frame's layout is done, before it is
+    // painted: reading scrollHeight right after a change would force a layout of its own.
+    this.lastTop = 0;
     this.log.addEventListener("scroll", () => {
-      const gap = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight;
-      this.stick = gap < 40;
+      const top = this.log.scrollTop;
+      const gap = this.log.scrollHeight - top - this.log.clientHeight;
+      if (gap < 40) this.stick = true;
+      else if (top < this.lastTop - 2) this.stick = false;
+      this.lastTop = top;
     });
+    this.resized = typeof ResizeObserver === "function" ? new ResizeObserver(() => this.follow()) : null;
 
     this.notice = h("div", "dk-notice", { role: "alert", hidden: "" });
 
@@ -402,15 +406,21 @@ export class ChatView {
     }
     for (const [key, entry] of this.runs) {
       if (!seen.has(key)) {
+        for (const s of entry.parts) this.forgetPart(s);
         entry.root.remove();
         this.runs.delete(key);
       }
     }
+    if (!this.resized) this.follow();
+  }
+
+  follow() {
     if (this.stick) this.log.scrollTop = this.log.scrollHeight;
   }
 
   createRun(run) {
     const root = h("div", "dk-run", { "data-run-key": run.key });
+    this.resized?.observe(root);
     const user = h("div", "dk-msg dk-user", { "data-testid": "dk-user" });
     const userText = h("div", "dk-bubble");
     user.append(userText);
@@ -495,7 +505,7 @@ export class ChatView {
       const streaming = !done && i === parts.length - 1;
       let slot = slots[i];
       if (slot && slot.part.kind !== part.kind) {
-        for (const s of slots.splice(i)) s.el.remove();
+        for (const s of slots.splice(i)) this.removePart(s);
         slot = undefined;
       }
       if (!slot) {
@@ -514,7 +524,18 @@ export class ChatView {
         slot.done = done;
       }
     });
-    for (const s of slots.splice(parts.length)) s.el.remove();
+    for (const s of slots.splice(parts.length)) this.removePart(s);
+  }
+
+  removePart(slot) {
+    this.forgetPart(slot);
+    slot.el.remove();
+  }
+
+  // Drops the markdown still waiting to be rendered in a part and the parts inside it.
+  forgetPart(slot) {
+    slot.md?.dispose();
+    for (const s of [...(slot.nestSlots ?? []), ...(slot.members ?? [])]) this.forgetPart(s);
   }
 
   createPart(part, slot) {
@@ -618,54 +639,10 @@ export class ChatView {
     for (const ms of slot.members.splice(members.length)) ms.el.remove();
   }
 
-  // While streaming, the settled blocks are rendered once (appended to the head) and only the
-  // open tail is re-rendered per frame. When the stream ends only the tail is rendered again:
-  // a whole render of a long answer would be one long task (hundreds of ms for 80 KB). A text
-  // that arrives finished (a reload, a reopened notebook) is rendered once, whole.
+  // Markdown through the view's pacer: see mdview.js.
   updateText(slot, value, streaming) {
-    const el = slot.el;
-    if (!streaming) {
-      // Settled now: highlighted, with Copy buttons.
-      if (slot.head) {
-        slot.tail.replaceChildren(htmlFragment(renderMarkdown(value.slice(slot.tailStart), true)));
-      } else {
-        el.replaceChildren(htmlFragment(renderMarkdown(value, true)));
-      }
-      slot.head = slot.tail = null;
-      return;
-    }
-    if (!slot.head) {
-      slot.head = h("div", "dk-md-head");
-      slot.tail = h("div", "dk-md-tail");
-      slot.cut = 0; // stableSplit(value) when last seen
-      slot.tailStart = 0; // where the tail's text starts; the head holds what is before it
-      el.replaceChildren(slot.head, slot.tail);
-    }
-    const cut = stableSplit(value, slot.cut);
-    const rest = value.slice(slot.tailStart);
-    if (cut !== slot.cut) {
-      // Blocks settled: one render of the text after the head moves them into the head (the
-      // settled part highlighted, once).
-      const [settled, tail, start] = renderMarkdownSplit(rest, cut - slot.tailStart);
-      // Past the first LAZY_AFTER characters of an answer, each settled piece is a chunk with
-      // `content-visibility: auto`: the browser lays out and styles only the chunks in view, so
-      // a long answer does not cost a layout of all of it (the DOM and its text are all there;
-      // only layout-dependent reads such as innerText see nothing in a chunk out of view). The
-      // size hint (from its line count) keeps the scrollbar steady for chunks never shown.
-      const chunk = h("div", "dk-md-chunk");
-      if (slot.tailStart >= LAZY_AFTER) {
-        chunk.classList.add("dk-md-lazy");
-        const lines = lineCount(rest, start);
-        chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
-      }
-      chunk.append(htmlFragment(settled));
-      slot.head.append(chunk);
-      slot.tail.innerHTML = tail; // sanitised by DOMPurify
-      slot.tailStart += start;
-      slot.cut = cut;
-    } else {
-      slot.tail.innerHTML = renderMarkdown(rest); // sanitised by DOMPurify
-    }
+    slot.md ??= new MarkdownView(slot.el, this.pacer, { decorate: addCodeCopy });
+    slot.md.update(value, streaming);
   }
 
   updateTool(slot, part, done, run) {
@@ -791,6 +768,8 @@ export class ChatView {
 
   dispose() {
     this.unsubscribe();
+    this.pacer.stop();
+    this.resized?.disconnect();
     clearInterval(this.ticker);
     for (const url of this.urls) URL.revokeObjectURL(url);
     clearTimeout(this.copyTimer);

@@ -86,58 +86,55 @@ test("rendering the stable prefix and the tail separately matches for plain para
   assert.equal(md.render(t.slice(0, cut)) + md.render(t.slice(cut)), md.render(t));
 });
 
-test("renderSplit: settled blocks and the rest from one parse, equal to rendering each part", () => {
+// parseBlocks' settled blocks and rest, rendered (as the markdown view does) and serialised.
+function split(text, cut, partial = false) {
+  const { settled, rest, restStart } = md.parseBlocks(text, cut, partial);
+  const html = (tokens, highlight) => {
+    const div = window.document.createElement("div");
+    div.append(md.renderTokens(tokens, highlight));
+    return div.innerHTML;
+  };
+  return [html(settled.flatMap((b) => b.tokens), true), html(rest, false), restStart, settled];
+}
+
+test("parseBlocks: settled blocks and the rest from one parse, equal to rendering each part", () => {
   const text = "# Title\n\nA *paragraph*.\n\n```js\nx\n\ny\n```\n\nstill wri";
   const cut = stableSplit(text);
-  const [settled, rest, start] = md.renderSplit(text, cut);
+  const [settled, rest, start, blocks] = split(text, cut);
   assert.equal(start, cut);
-  assert.equal(settled, md.render(text.slice(0, cut)));
+  assert.equal(settled, md.render(text.slice(0, cut), true));
   assert.equal(rest, md.render(text.slice(cut)));
-  assert.equal(settled + rest, md.render(text));
+  assert.equal(settled + rest, md.render(text, true));
+  // each block's offsets: its text, and where the next one starts
+  assert.deepEqual(blocks.map((b) => text.slice(b.start, b.end)), ["# Title\n", "A *paragraph*.\n", "```js\nx\n\ny\n```\n"]);
+  assert.deepEqual(blocks.map((b) => b.lines), [1, 1, 5]);
 });
 
-test("renderSplit: a block that goes on past the cut (a loose list) stays whole in the rest", () => {
+test("parseBlocks: a block that goes on past the cut (a loose list) stays whole in the rest", () => {
   const text = "Intro.\n\n- one\n\n- two\n- thr";
   const cut = stableSplit(text); // after "- one\n\n"
   assert.equal(text.slice(cut), "- two\n- thr");
-  const [settled, rest, start] = md.renderSplit(text, cut);
+  const [settled, rest, start] = split(text, cut);
   assert.equal(text.slice(start), "- one\n\n- two\n- thr");
   assert.equal(settled, md.render("Intro.\n"));
   assert.equal(rest, md.render(text.slice(start)));
   assert.equal(dom(rest).querySelectorAll("ul").length, 1);
 });
 
-test("streamed in small pieces, head + tail always show what a whole render shows", async () => {
-  // The steps of render.js's updateText, on strings.
-  globalThis.window ??= window;
-  const { renderMarkdownSplit, renderMarkdown } = await import("../src/markdown.js");
-  const text =
-    "## Plan\n\nFirst **bold** step.\n\n1. one\n\n2. two\n\n```py\na = 1\n\nb = 2\n```\n\n> quote\n\nend";
-  let tailStart = 0;
-  let lastCut = 0;
-  let head = "";
-  for (let n = 1; n <= text.length; n += 3) {
-    const value = text.slice(0, n);
-    const cut = stableSplit(value);
-    let tail;
-    if (cut !== lastCut) {
-      const [settled, t, start] = renderMarkdownSplit(value.slice(tailStart), cut - tailStart);
-      head += settled;
-      tail = t;
-      tailStart += start;
-      lastCut = cut;
-    } else {
-      tail = renderMarkdown(value.slice(tailStart));
-    }
-    const shown = dom(head + tail).textContent.replace(/\s+/g, " ");
-    const whole = dom(md.render(value)).textContent.replace(/\s+/g, " ");
-    assert.equal(shown, whole, `after ${n} chars`);
-  }
+test("parseBlocks: a cut at the end settles everything; a partial text keeps its last block back", () => {
+  const text = "Para.\n\n- a\n\n- b";
+  const [, rest, start, blocks] = split(text, text.length);
+  assert.equal(rest, "");
+  assert.equal(start, text.length);
+  assert.equal(blocks.length, 2);
+  const [, , partialStart, partialBlocks] = split(text, text.length, true);
+  assert.equal(partialBlocks.length, 1, "the list may go on after the text");
+  assert.equal(text.slice(partialStart), "- a\n\n- b");
 });
 
 test("settled code blocks are highlighted (a registered language only); the open tail never is", () => {
   const text = "```python\ndef f(x):\n    return 'a'\n```\n\n```python\nimport os\n";
-  const [settled, tail] = md.renderSplit(text, stableSplit(text));
+  const [settled, tail] = split(text, stableSplit(text));
   const head = dom(settled);
   assert.ok(head.querySelector("code.language-python .hljs-keyword"), settled);
   assert.equal(head.querySelector("code").textContent, "def f(x):\n    return 'a'\n");
@@ -150,6 +147,17 @@ test("settled code blocks are highlighted (a registered language only); the open
   assert.equal(evil.querySelector("code").textContent, "<img src=x onerror=alert(1)>\n");
   // no guessing for a language that is not registered
   assert.equal(dom(md.render("```cobol\nMOVE A TO B\n```\n", true)).querySelector("[class^=hljs]"), null);
+});
+
+test("rendered tokens are sanitised as whole renders are: no images, no script URLs", () => {
+  const text = "![x](https://example.org/i.png) [a](javascript:alert(1)) <img src=x onerror=alert(1)>\n\n";
+  const [settled] = split(text, text.length);
+  const d = dom(settled);
+  assert.equal(d.querySelector("img"), null);
+  assert.equal(d.querySelector("a.dk-image").getAttribute("href"), "https://example.org/i.png");
+  for (const a of d.querySelectorAll("a")) assert.equal(a.getAttribute("rel"), "noopener noreferrer");
+  assert.doesNotMatch(d.innerHTML, /href="javascript:/i);
+  assert.equal(settled, md.render(text));
 });
 
 test("stableSplit from an earlier split gives the same answer as a whole scan", () => {

@@ -146,9 +146,11 @@ class Session:
         )
 
     def wait_status(self, status: str, index: int = 0, timeout: int = TIMEOUT_MS) -> str:
-        """Wait until the widget's current run has `status`; return its run id."""
+        """Wait until the widget's current run has `status` and its markdown is all rendered
+        (the widget renders a long answer over several frames); return its run id."""
         chat = self.chat(index)
-        chat.and_(self.page.locator(f"[data-run-status={status}]")).wait_for(timeout=timeout)
+        shown = f"[data-run-status={status}]:not([data-rendering])"
+        chat.and_(self.page.locator(shown)).wait_for(timeout=timeout)
         return chat.get_attribute("data-run-id") or ""
 
     def run_el(self, n: int, index: int = 0) -> Locator:
