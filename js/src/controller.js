@@ -3,6 +3,7 @@
 // from Python is handled even before any view exists.
 import { fetchJson, HttpError, serverConfig, socketUrl } from "./config.js";
 import { activeRun, initialState, isTerminal, openRequests, reduce, toMessages, toPending } from "./reducer.js";
+import { nextFrame, now } from "./frames.js";
 import { stats } from "./stats.js";
 import { ConnState, Transport } from "./transport.js";
 
@@ -32,7 +33,7 @@ export class Controller {
     this.model = model;
     this.cfg = cfg;
     this.fetchImpl = fetchImpl ?? ((...a) => globalThis.fetch(...a));
-    this.schedule = schedule ?? defaultSchedule;
+    this.schedule = schedule ?? nextFrame;
     this.state = initialState();
     this.conn = ConnState.CONNECTING;
     this.listeners = new Set();
@@ -584,16 +585,3 @@ export class Controller {
 }
 
 const MAX_FLUSH_GAP_MS = 50;
-const now = () => globalThis.performance?.now() ?? Date.now();
-
-function defaultSchedule(fn) {
-  // requestAnimationFrame does not fire in a hidden tab; the timer keeps the run moving there.
-  let done = false;
-  const once = () => {
-    if (done) return;
-    done = true;
-    fn();
-  };
-  if (typeof globalThis.requestAnimationFrame === "function") globalThis.requestAnimationFrame(once);
-  globalThis.setTimeout(once, 250);
-}

@@ -4,6 +4,8 @@
 // most once per frame, and what does not fit, or an item that has more to do, waits for the
 // next frame. No DOM here: Node tests drive it with their own clock and frames.
 
+import { nextFrame, now as defaultNow } from "./frames.js";
+
 // Markdown work per frame. The frame's style, layout and paint come on top, and each frame that
 // changes the page costs a few ms of those however little it adds (JupyterLab's page is large):
 // measured with bench_browser, 24 ms gave less main-thread work in all than 12 ms and no longer
@@ -13,7 +15,7 @@ export const FRAME_BUDGET_MS = 24;
 // An item has `step(budgetMs)`: do at most about `budgetMs` of work, return true if more is
 // left. The pacer keeps `item.pacedFrame` on it (the frame it last ran in).
 export class Pacer {
-  constructor({ requestFrame = defaultRequestFrame, now = defaultNow, budgetMs = FRAME_BUDGET_MS, onChange = null, afterFrame = null } = {}) {
+  constructor({ requestFrame = nextFrame, now = defaultNow, budgetMs = FRAME_BUDGET_MS, onChange = null, afterFrame = null } = {}) {
     this.requestFrame = requestFrame;
     this.now = now;
     this.budgetMs = budgetMs;
@@ -92,18 +94,4 @@ export class Pacer {
       this.onChange?.(busy);
     }
   }
-}
-
-const defaultNow = () => globalThis.performance?.now() ?? Date.now();
-
-// requestAnimationFrame does not fire in a hidden tab: a timer keeps the work going there.
-function defaultRequestFrame(fn) {
-  let done = false;
-  const once = () => {
-    if (done) return;
-    done = true;
-    fn();
-  };
-  if (typeof globalThis.requestAnimationFrame === "function") globalThis.requestAnimationFrame(once);
-  globalThis.setTimeout(once, 250);
 }
