@@ -9,7 +9,7 @@ JS_SRC := $(wildcard js/src/*.js js/src/*.css) js/package.json js/package-lock.j
 CHROMIUM := /usr/bin/chromium
 export AGNO_TELEMETRY ?= false
 
-.PHONY: dev test lint pytest jstest lab dist bench notebooks chromium clean
+.PHONY: dev test lint pytest jstest lab dist bench notebooks chromium postgres clean
 
 dev: $(STAMP) $(JS_BUNDLE)
 
@@ -34,6 +34,14 @@ chromium:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# Debian's PostgreSQL for the PostgreSQL store's tests and benchmarks: tests/pgserver.py runs
+# its initdb and pg_ctl in a temp dir per test session (the package's own cluster is not used).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 lint: dev
 	$(VENV)/bin/ruff check deltakit_nb tests benchmarks notebooks/refresh_outputs.py
 	$(VENV)/bin/ruff format --check deltakit_nb tests benchmarks notebooks/refresh_outputs.py
@@ -42,11 +50,11 @@ lint: dev
 jstest: $(JS_BUNDLE)
 	node --test js/test/
 
-pytest: dev chromium
+pytest: dev chromium postgres
 	$(VENV)/bin/pytest
 	$(VENV)/bin/pytest -p no:cacheprovider --nbval-lax notebooks
 
-test: dev chromium lint jstest pytest
+test: dev chromium postgres lint jstest pytest
 
 # JupyterLab with nothing that calls an outside host (no news feed, update check or PyPI
 # extension manager); --allow-root only where it is needed (a container or CI as root).
@@ -69,7 +77,7 @@ dist: dev
 	rm -rf dist
 	$(PY) -m build --outdir dist .
 
-bench: dev chromium
+bench: dev chromium postgres
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stream.py
 	$(PY) benchmarks/bench_load.py

@@ -12,7 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from ..images import ImageLimits
-from ..stores.sqlite import open_store
+from ..stores import open_store
 from .activity import ActivityReporter
 from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
 from .cluster import HEARTBEAT_SECONDS, LEASE_SECONDS, for_store

@@ -17,7 +17,7 @@ from ..adapter import AgnoAdapter
 from ..images import ImageLimits
 from ..kernel_wire import AGENT_PREFIX as KERNEL_AGENT
 from ..protocol import Event, FrameError, RunStatus
-from ..stores.sqlite import EventStore, StoredRun
+from ..stores.base import Store, StoredRun
 from .eventlog import EventLog
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class RunRegistry:
         build_agent: Callable[[str], Runnable],
         max_concurrent_runs: int = 100,
         cancel_grace: float = 2.0,
-        store: EventStore | None = None,
+        store: Store | None = None,
         retention: Retention | None = None,
         max_runs_in_memory: int = MAX_RUNS_IN_MEMORY,
         image_limits: ImageLimits | None = None,
@@ -268,7 +268,7 @@ class RunRegistry:
             store.prune(self.retention.runs_per_thread, self.retention.max_age_seconds)
             self._load_paused(store)
 
-    def _load_paused(self, store: EventStore) -> None:
+    def _load_paused(self, store: Store) -> None:
         """Hold the runs a decision may continue (paused before the restart) in memory, so
         every socket and request deals with one Run (one log) of each."""
         store.flush()  # the age retention above goes first

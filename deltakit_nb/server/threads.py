@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..stores.sqlite import TITLE_CHARS, EventStore
+from ..stores.base import TITLE_CHARS, Store
 
 if TYPE_CHECKING:
     from .runs import Run, RunRegistry
@@ -19,7 +19,7 @@ class CellBindings:
     the store when there is one. Memory is written through, so a read right after a write sees
     it before the store's writer thread has committed it."""
 
-    def __init__(self, store: EventStore | None):
+    def __init__(self, store: Store | None):
         self.store = store
         self._bound: dict[str, str] = {}
 

@@ -1,36 +1,47 @@
-"""The durable event store: runs and their events in SQLite (WAL), written off the event loop.
+"""The embedded store: runs and their events in a SQLite file (WAL), the zero-set-up default.
 
-Writes are queued; a live run's events are not even queued: the writer thread takes them from
-the run's log itself and commits whatever has piled up in one transaction per batch. Reads are
-blocking calls: run them in a thread. The store holds the encoded event texts exactly as they
-were sent, so a replay after a restart is byte-for-byte the original.
-
-The events a batch took from one run are one row (`event_batches`: the ids first..last and
-their texts, one per line; an encoded event is ASCII JSON and never holds a raw newline). A
-row per event cost SQLite ~4 µs of CPU per event, on the core the streaming loop shares the
-machine with; a row per batch costs a tenth of that.
+The writer thread and the batching are the shared ones (stores/base.py); this holds the SQL.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .. import protocol
 from ..protocol import RunStatus
+from .base import (
+    RUN_COLUMNS,
+    SUMMARY_KEYS,
+    TITLE_CHARS,
+    Batch,
+    FollowedLog,
+    Op,
+    Store,
+    StoredRun,
+    StoreError,
+    batch_row,
+    interrupted_event,
+)
+
+__all__ = [
+    "Batch",
+    "EventStore",
+    "FollowedLog",
+    "SqliteStore",
+    "StoreError",
+    "StoredRun",
+    "batch_row",
+    "open_store",
+]
 
 log = logging.getLogger("deltakit_nb")
 
 SCHEMA_VERSION = 2
-BATCH_SECONDS = 0.02
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -84,35 +95,7 @@ FROM (
 ORDER BY last_activity DESC
 LIMIT ?
 """
-TITLE_CHARS = 120
 INSERT_BATCH = "INSERT OR REPLACE INTO event_batches VALUES (?, ?, ?, ?)"
-Batch = tuple[str, int, int, str]  # run id, first and last event id, the texts one per line
-
-
-def batch_row(run_id: str, first_id: int, events: list[str]) -> Batch:
-    return (run_id, first_id, first_id + len(events) - 1, "\n".join(events))
-
-
-RUN_COLUMNS = ("id", "thread_id", "agent", "message", "status", "created_at", "finished_at")
-
-
-class StoreError(RuntimeError):
-    pass
-
-
-class FollowedLog(Protocol):
-    """What the store reads of a run's event log (deltakit_nb.server.eventlog.EventLog)."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    def encoded(self) -> list[str]: ...
-
-
-@dataclass
-class StoredRun:
-    summary: dict[str, Any]
-    events: list[str]
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -122,9 +105,10 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class EventStore:
+class SqliteStore(Store):
     def __init__(self, path: str | Path):
-        self.path = str(path)
+        super().__init__()
+        self.path = self.location = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -150,169 +134,15 @@ class EventStore:
         except sqlite3.Error as exc:
             raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         self._read_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        # The writer sleeps on `_kick` only when idle, so a busy stream costs one put per
-        # event and no thread wake-up per event (each would be a GIL hand-off).
-        self._kick = threading.Event()
-        self._idle = False
-        # Events written of the runs unfollowed while paused (writer thread only): a resumed
-        # run goes on from there.
-        self._unfollowed: dict[str, int] = {}
-        self._writer = threading.Thread(target=self._write_loop, name="deltakit-store", daemon=True)
-        self._writer.start()
-        # A server stopped by a signal may never call stop_extension: commit what is queued.
-        atexit.register(self.close)
-        self._closed = False
-        self.write_errors = 0
+        self._start_writer()
 
-    # Writes: queued, in order, committed by the writer thread.
+    def _close_writer(self) -> None:
+        self._write.close()
 
-    def save_run(self, summary: dict[str, Any]) -> None:
-        row = (summary[k if k != "id" else "run_id"] for k in RUN_COLUMNS)
-        self._put(("run", tuple(protocol.clean_text(v) if isinstance(v, str) else v for v in row)))
-
-    def follow(self, run_id: str, events: FollowedLog, stored: int = 0) -> None:
-        """Persist the events of a live run as they are appended to `events` (its log), until
-        the log is closed. The writer thread takes them from the log itself every batch, so
-        the streaming path pays nothing per event for the store. `stored`: how many of the
-        log's events the store holds already (a paused run loaded from it), unless the
-        writer knows better (a run it followed until it paused)."""
-        self._put(("follow", (run_id, events, stored)))
-
-    def unfollow(self, run_id: str) -> None:
-        """Write what the run's log holds and stop looking at it (a paused run: its log stays
-        open, and a followed log keeps the writer polling); `follow` takes it up again."""
-        self._put(("unfollow", run_id))
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Drop the thread's runs, their events and the cell bindings to it."""
-        self._put(("delete_thread", thread_id))
-
-    def bind_cell(self, key: str, thread_id: str) -> None:
-        self._put(("bind_cell", (key, thread_id, time.time())))
-
-    def prune(
-        self, keep_per_thread: int, max_age_seconds: float, thread_id: str | None = None
-    ) -> None:
-        """Drop finished runs beyond the newest `keep_per_thread` of a thread (of every
-        thread when thread_id is None) and those older than `max_age_seconds` (0: no limit)."""
-        self._put(("prune", (keep_per_thread, max_age_seconds, thread_id)))
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is committed."""
-        done = threading.Event()
-        self._put(("flush", done))
-        return done.wait(timeout)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        atexit.unregister(self.close)
-        self.flush()
-        self._put(("stop", None))
-        self._writer.join(5)
+    def _close_reader(self) -> None:
         self._read.close()
 
-    def _put(self, op: tuple[str, Any]) -> None:
-        self._queue.put(op)
-        if self._idle:
-            self._idle = False
-            self._kick.set()
-
-    def _write_loop(self) -> None:
-        followed: dict[str, tuple[FollowedLog, int]] = {}  # run id -> (log, events written)
-        while True:
-            self._idle = True
-            # Checked after _idle is set, so a put cannot slip between; live logs are polled.
-            if self._queue.empty() and not followed:
-                self._kick.wait()
-            self._kick.clear()
-            self._idle = False
-            time.sleep(BATCH_SECONDS)  # let a stream pile up into one transaction
-            ops: list[tuple[str, Any]] = []
-            while True:
-                try:
-                    ops.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            ops = self._with_pulled_events(ops, followed)
-            waiters = [arg for kind, arg in ops if kind == "flush"]
-            writes = [op for op in ops if op[0] not in ("flush", "stop")]
-            try:
-                self._apply(writes)
-            except Exception:  # the writer must outlive any bad write: retry one by one
-                singles = [
-                    ("rows", [row]) if kind == "rows" else (kind, arg)
-                    for kind, arg in writes
-                    for row in (self._one_per_event(arg) if kind == "rows" else [None])
-                ]
-                for op in singles:
-                    try:
-                        self._apply([op])
-                    except Exception as exc:
-                        self.write_errors += 1
-                        log.error(
-                            "deltakit_nb: writing %s to the event store %s failed: %s",
-                            op[0],
-                            self.path,
-                            exc,
-                        )
-            for waiter in waiters:
-                waiter.set()
-            if any(kind == "stop" for kind, _ in ops):
-                self._write.close()
-                return
-
-    def _with_pulled_events(
-        self, ops: list[tuple[str, Any]], followed: dict[str, tuple[FollowedLog, int]]
-    ) -> list[tuple[str, Any]]:
-        """`ops` in order, with the followed logs' new events written before each delete or
-        prune (so what they remove is gone for good) and at the end."""
-        out: list[tuple[str, Any]] = []
-        for kind, arg in ops:
-            if kind == "follow":
-                run_id, events, stored = arg
-                followed[run_id] = (events, self._unfollowed.pop(run_id, stored))
-                continue
-            if kind == "unfollow":
-                if arg in followed:
-                    one = {arg: followed.pop(arg)}
-                    out += self._pull(one)
-                    if arg in one:  # (a closed log is done with)
-                        self._unfollowed[arg] = one[arg][1]
-                continue
-            if kind in ("delete_thread", "prune"):
-                out += self._pull(followed)
-            out.append((kind, arg))
-        return out + self._pull(followed)
-
-    @staticmethod
-    def _pull(followed: dict[str, tuple[FollowedLog, int]]) -> list[tuple[str, Any]]:
-        """The events appended to the followed logs since the last pull, as row batches;
-        closed logs are done with once pulled. (Reading a list another thread appends to is
-        safe under the GIL; `closed` is read first, so a closed log has nothing left after.)"""
-        ops: list[tuple[str, Any]] = []
-        for run_id, (events, written) in list(followed.items()):
-            closed = events.closed
-            new = events.encoded()[written:]
-            if new:
-                ops.append(("rows", [batch_row(run_id, written, new)]))
-                followed[run_id] = (events, written + len(new))
-            if closed:
-                del followed[run_id]
-        return ops
-
-    @staticmethod
-    def _one_per_event(rows: list[Batch]) -> list[Batch]:
-        """The same events as batches of one, so that a bad one loses only itself."""
-        return [
-            batch_row(run_id, first + i, [text])
-            for run_id, first, _, body in rows
-            for i, text in enumerate(body.split("\n"))
-        ]
-
-    def _apply(self, ops: list[tuple[str, Any]]) -> None:
+    def _apply(self, ops: list[Op]) -> None:
         if not ops:
             return
         conn = self._write
@@ -398,6 +228,15 @@ class EventStore:
             ]
         return StoredRun(self._summary(row), events)
 
+    def load_events(self, run_id: str, after: int = -1) -> list[str]:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT first_id, body FROM event_batches WHERE run_id = ? AND last_id > ? "
+                "ORDER BY first_id",
+                (run_id, after),
+            ).fetchall()
+        return self._events_after(rows, after)
+
     def thread_run_ids(self, thread_id: str) -> list[str]:
         with self._read_lock:
             return [
@@ -429,12 +268,9 @@ class EventStore:
         """The threads with the newest activity first (see THREAD_SUMMARIES)."""
         with self._read_lock:
             rows = self._read.execute(THREAD_SUMMARIES, (TITLE_CHARS, limit)).fetchall()
-        keys = ("thread_id", "title", "created_at", "last_activity", "status", "runs")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(SUMMARY_KEYS, row, strict=True)) for row in rows]
 
     def recover_interrupted(self) -> list[str]:
-        """Mark runs left pending or running by a dead server as interrupted, each closed
-        with a terminal event after the events it had, so clients stop waiting."""
         now = time.time()
         with self._read_lock:
             conn = self._read
@@ -445,9 +281,7 @@ class EventStore:
             ).fetchall()
             conn.execute("BEGIN")
             for run_id, last in rows:
-                done = protocol.done(RunStatus.INTERRUPTED)
-                rid = protocol.encode_str(run_id)
-                text = protocol.encode_run_event(done, last + 1, run_id, rid)
+                text = interrupted_event(run_id, last + 1)
                 conn.execute(INSERT_BATCH, batch_row(run_id, last + 1, [text]))
                 conn.execute(
                     "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
@@ -456,17 +290,15 @@ class EventStore:
             conn.execute("COMMIT")
         return [r[0] for r in rows]
 
-    @staticmethod
-    def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
-        summary = dict(zip(RUN_COLUMNS, row, strict=True))
-        summary["run_id"] = summary.pop("id")
-        return summary
+
+# The name of the previous releases.
+EventStore = SqliteStore
 
 
-def open_store(path: str | Path) -> EventStore | None:
+def open_store(path: str | Path) -> SqliteStore | None:
     """The store, or None (runs stay in memory) if the file cannot serve as one."""
     try:
-        return EventStore(path)
+        return SqliteStore(path)
     except (StoreError, OSError) as exc:
         log.error(
             "deltakit_nb: event store %s is unusable (%s); keeping runs in memory only. "
