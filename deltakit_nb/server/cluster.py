@@ -38,7 +38,7 @@ from ..stores.base import StoredRun
 from .eventlog import EventLog
 
 if TYPE_CHECKING:
-    from ..stores.base import Store
+    from ..stores.postgres import PostgresStore
     from .runs import Run, RunRegistry
 
 log = logging.getLogger("deltakit_nb")
@@ -63,8 +63,7 @@ class _Tail:
 class Cluster:
     def __init__(
         self,
-        conninfo: str,
-        store: Store,
+        store: PostgresStore,
         lease: float = LEASE_SECONDS,
         heartbeat: float = HEARTBEAT_SECONDS,
     ):
@@ -73,7 +72,6 @@ class Cluster:
                 f"heartbeat_seconds ({heartbeat}) must be positive and at most half of "
                 f"lease_seconds ({lease})"
             )
-        self.conninfo = conninfo
         self.store = store
         self.lease = lease
         self.heartbeat = heartbeat
@@ -102,10 +100,8 @@ class Cluster:
 
     def recover(self) -> list[str]:
         """Join: register this server and end the runs of servers known to be gone."""
-        import psycopg
-
-        self._beat = psycopg.connect(self.conninfo, autocommit=True)
-        self._query = psycopg.connect(self.conninfo, autocommit=True)
+        self._beat = self.store.connect()
+        self._query = self.store.connect()
         leases.ensure_schema(self._beat)
         leases.register(self._beat, self.id, self.host, self.lease)
         (uptime,) = self._beat.execute(
@@ -207,7 +203,7 @@ class Cluster:
         except psycopg.OperationalError:
             if not (self._query.broken or self._query.closed):
                 raise
-            self._query = psycopg.connect(self.conninfo, autocommit=True)
+            self._query = self.store.connect()
             return fn(self._query, *args)
 
     def _notify(self, channel: str, payload: str) -> None:
@@ -290,7 +286,7 @@ class Cluster:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = psycopg.connect(self.conninfo, autocommit=True)
+                conn = self.store.connect()
                 for channel in leases.CHANNELS:
                     conn.execute(f"LISTEN {channel}")
                 with self._lock:  # news may have been missed while not listening
@@ -389,7 +385,7 @@ class Cluster:
         while not self._stop.wait(self.heartbeat):
             try:
                 if self._beat is None or self._beat.closed or self._beat.broken:
-                    self._beat = psycopg.connect(self.conninfo, autocommit=True)
+                    self._beat = self.store.connect()
                     # Everyone may have been cut off: give them a lease to renew theirs.
                     self._sweep_from = time.monotonic() + self.lease
                 if not leases.heartbeat(self._beat, self.id, self.lease):
@@ -426,7 +422,6 @@ def _remote_run(stored: StoredRun) -> Run:
 
 def for_store(store: Any, lease: float, heartbeat: float) -> Cluster | None:
     """The cluster side of a store several servers may share (PostgreSQL), else None."""
-    conninfo = getattr(store, "conninfo", None)
-    if not conninfo:
-        return None
-    return Cluster(conninfo, store, lease, heartbeat)
+    from ..stores.postgres import PostgresStore
+
+    return Cluster(store, lease, heartbeat) if isinstance(store, PostgresStore) else None

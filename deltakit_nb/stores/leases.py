@@ -2,10 +2,10 @@
 
 Each server process registers itself in `deltakit.servers` with a lease (`expires_at`, in the
 database's clock, so the servers' clocks do not matter) that its heartbeat renews; each run
-is owned by the server that writes its events (`run_owners`, claimed with its first batch). A run left `pending` or `running` by a
-server that is gone is ended `interrupted` by whichever server sweeps first: a terminal event
-after the events it has, its status, and the notifications its followers wait for, in one
-transaction; a second sweeper finds it ended already.
+is owned by the server that writes its events (`run_owners`, claimed with its first batch).
+A run left `pending` or `running` by a server that is gone is ended `interrupted` by whichever
+server sweeps first: a terminal event after the events it has, its status, and the
+notifications its followers wait for, in one transaction; a second sweeper finds it ended.
 
 A server is gone when its lease has expired, or at once when it ran on this machine (same
 boot, same pid namespace) and its process is no longer there (or the pid is another process
