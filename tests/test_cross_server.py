@@ -238,6 +238,7 @@ async def test_sigkilled_server_its_runs_end_interrupted_on_the_other(
     assert (await get(b, "/deltakit/active-run?threadId=t-kill"))["run_id"] is None
     assert "of a server that is gone are marked interrupted" in b.log()
     follower.close()
+    ws_a.close()
 
 
 async def test_frozen_server_loses_its_runs_when_its_lease_expires(
@@ -263,6 +264,7 @@ async def test_frozen_server_loses_its_runs_when_its_lease_expires(
         os.kill(a.proc.pid, signal.SIGCONT)
         a.kill()
     follower.close()
+    ws_a.close()
 
 
 async def test_owner_restarted_alone_ends_its_old_runs_at_start(pg_url: str) -> None:
