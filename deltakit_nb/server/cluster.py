@@ -169,6 +169,10 @@ class Cluster:
             return remote
         return Run.from_store(stored) if stored is not None else None
 
+    def is_remote(self, run: Run) -> bool:
+        """Whether `run` is another server's, followed here."""
+        return self._remote.get(run.id) is run
+
     async def cancel(self, run_id: str, wait: float) -> bool:
         """Stop a run another server runs: ask its owner, and wait (at most `wait` seconds)
         until its end has arrived here."""

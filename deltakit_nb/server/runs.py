@@ -405,6 +405,10 @@ class RunRegistry:
             raise DecisionError(
                 f"run {run.id} is not paused (its status is {run.status.value})", 409
             )
+        if self.cluster is not None and self.cluster.is_remote(run):
+            raise DecisionError(
+                f"run {run.id} is paused on another server (its owner): decide it there", 409
+            )
         if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
             raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
         try:
