@@ -56,10 +56,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def store_args(url: str) -> list[str]:
-    from deltakit_nb.server.app import DeltakitApp
-
-    key = "store_url" if "store_url" in DeltakitApp.class_trait_names() else "store_path"
-    return [f"--DeltakitApp.{key}={url}", "--DeltakitApp.max_subscriptions_per_minute=0"]
+    return [f"--DeltakitApp.store_url={url}", "--DeltakitApp.max_subscriptions_per_minute=0"]
 
 
 async def connect(server: JupyterProcess) -> WebSocketClientConnection:

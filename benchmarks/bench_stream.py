@@ -20,6 +20,11 @@ First-token latency (send → first text_delta) of the first run after a server 
 background warm-up (`DeltakitApp.warm_up`) off and on, beside a warm run on the same server;
 and the time until a server answers, without and with the extension.
 
+With --store postgres: live ÷ agno alone for a server on the SQLite store and one on a
+PostgreSQL store (a real server, started as tests/pgserver.py does, with PostgreSQL's default
+durability settings), each beside agno alone with the history db its server uses (SqliteDb,
+PostgresDb), in alternating rounds.
+
 The kernel-agent case (also alone with --kernel-only) does the same for an agent defined in a
 notebook kernel that a real server started: live start→done of the run it publishes through the
 server, against agno alone in that kernel (in a worker thread with its own loop, as the kernel
@@ -115,7 +120,8 @@ async def fanout(target: Target, run_id: str, chunks: int, clients: int) -> floa
     return time.perf_counter() - start
 
 
-async def agno_alone(chunks: int, history_db: str | None) -> float:
+async def agno_alone(chunks: int, history_db: str | None, db: Any = None) -> float:
+    """agno alone, with a new db at `history_db` (a SQLite file) or with `db`."""
     from deltakit_nb.offline import demo_agent
 
     kwargs: dict[str, Any] = {}
@@ -123,6 +129,8 @@ async def agno_alone(chunks: int, history_db: str | None) -> float:
         from agno.db.sqlite import SqliteDb
 
         kwargs = {"db": SqliteDb(db_file=history_db), "add_history_to_context": True}
+    if db is not None:
+        kwargs = {"db": db, "add_history_to_context": True}
     agent = demo_agent(chunk_delay=0, **kwargs)
     start = time.perf_counter()
     async for _ in agent.arun(
@@ -204,6 +212,66 @@ def nested_figures(chunks: int, history_db: str, team: bool, rounds: int = ROUND
             f"{kind} live ÷ agno alone:              {med[on] / med[alone]:8.3f} × "
             f"(bests: {low[on] / low[alone]:.3f} ×)"
         )
+
+
+def store_figures(chunks: int, rounds: int = ROUNDS) -> None:
+    """Live ÷ agno alone on the SQLite store and on a PostgreSQL store, in alternating rounds."""
+    import tempfile
+
+    from pgserver import PostgresServer
+
+    with PostgresServer(settings=()) as pg:
+        store_url, alone_url = pg.create_database("bench_live"), pg.create_database("bench_alone")
+        from deltakit_nb.server.history import open_history_db
+
+        # One db each for all rounds, as a server keeps its own: the db the server gives its
+        # agents, SqliteDb or (for a postgresql:// URL) PostgresDb.
+        history = str(Path(tempfile.mkdtemp()) / "history.sqlite")
+        dbs = {"sqlite": open_history_db(history), "postgres": open_history_db(alone_url)}
+        for db in dbs.values():
+            asyncio.run(agno_alone(200, None, db))
+        with (
+            JupyterProcess() as sqlite_server,
+            JupyterProcess(None, f"--DeltakitApp.store_url={store_url}") as pg_server,
+        ):
+            targets = {
+                "sqlite_live": Target("sqlite", sqlite_server.ws_url, TOKEN),
+                "postgres_live": Target("postgres", pg_server.ws_url, TOKEN),
+            }
+            measures: dict[str, Callable[[], Awaitable[float]]] = {
+                "sqlite_alone": lambda: agno_alone(chunks, None, dbs["sqlite"]),
+                "postgres_alone": lambda: agno_alone(chunks, None, dbs["postgres"]),
+            }
+            for name, target in targets.items():
+                asyncio.run(live(target, 200))  # warm up
+
+                async def one(target: Target = target) -> float:
+                    return (await live(target, chunks))[0]
+
+                measures[name] = one
+            times: dict[str, list[float]] = {name: [] for name in measures}
+            shuffle = random.Random(7).shuffle
+            for _ in range(rounds):
+                order = list(measures)
+                shuffle(order)
+                for name in order:
+                    times[name].append(asyncio.run(measures[name]()))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
+    print(
+        f"\n{chunks} chunks, {rounds} alternating rounds, load average "
+        f"{os.getloadavg()[0]:.2f}: median (best) seconds"
+    )
+    print(f"{'':40}{'SQLite':>18}{'PostgreSQL':>18}")
+    for label, kind in (("agno alone (its history db)", "alone"), ("live start→done", "live")):
+        sq, pq = f"sqlite_{kind}", f"postgres_{kind}"
+        print(f"{label:40}{med[sq]:10.3f} ({low[sq]:.3f}){med[pq]:10.3f} ({low[pq]:.3f})")
+    ratios = [med[f"{s}_live"] / med[f"{s}_alone"] for s in ("sqlite", "postgres")]
+    bests = [low[f"{s}_live"] / low[f"{s}_alone"] for s in ("sqlite", "postgres")]
+    print(
+        f"{'live ÷ agno alone':40}{ratios[0]:8.3f} × ({bests[0]:.3f}){ratios[1]:8.3f} × "
+        f"({bests[1]:.3f})"
+    )
 
 
 def best(measure: Callable[[], Awaitable[float]], repeats: int = REPEATS) -> float:
@@ -505,8 +573,17 @@ def main() -> None:
         "the chunks)",
     )
     parser.add_argument("--agent-only", action="store_true", help="with --team: no team run")
+    parser.add_argument(
+        "--store",
+        choices=["postgres"],
+        help="only live ÷ agno alone, on the SQLite store and on a PostgreSQL store",
+    )
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="with --store")
     args = parser.parse_args()
     n, clients = args.chunks, args.clients
+    if args.store:
+        store_figures(n, args.rounds)
+        return
     if args.team:
         import tempfile
 

@@ -24,11 +24,8 @@ SLOW = "count 300 delay 0.02"  # about 6 s of streaming
 
 
 def pg_args(url: str, *more: str) -> list[str]:
-    from deltakit_nb.server.app import DeltakitApp  # TEMP until store_url is merged
-
-    key = "store_url" if "store_url" in DeltakitApp.class_trait_names() else "store_path"
     return [
-        f"--DeltakitApp.{key}={url}",
+        f"--DeltakitApp.store_url={url}",
         f"--DeltakitApp.lease_seconds={LEASE}",
         f"--DeltakitApp.heartbeat_seconds={HEARTBEAT}",
         *more,

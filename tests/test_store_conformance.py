@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from deltakit_nb.server.runs import Run
 from deltakit_nb.stores import Store, StoreError, open_store
 from deltakit_nb.stores.postgres import PostgresStore
 from deltakit_nb.stores.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 Opener = Callable[[], Store]
 
@@ -223,6 +227,24 @@ def test_text_the_database_cannot_hold_is_cleaned(store: Store) -> None:
     assert stored is not None and "\ud800" not in stored.summary["message"]
 
 
+def test_nul_in_a_message_or_an_id_is_stored(store: Store) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): it becomes U+FFFD there, and the run,
+    its events and its lookups work on both."""
+    run = Run(id="r", thread_id="t\x00x", agent="demo", message="a\x00b")
+    store.save_run(run.summary())
+    store.follow(run.id, run.log)
+    run.log.append_text("text \x00 with NUL")  # encoded as \u0000 in JSON: any store holds it
+    finish(store, run)
+    store.bind_cell("cell\x00", "t\x00x")
+    assert store.flush(5)
+    stored = store.load_run("r")
+    assert stored is not None and stored.events == run.log.encoded()
+    assert stored.summary["message"] in ("a\x00b", "a\ufffdb")
+    assert store.thread_run_ids("t\x00x") == ["r"]
+    assert store.cell_thread("cell\x00") in ("t\x00x", "t\ufffdx")
+    assert store.write_errors == 0
+
+
 def test_reopening_keeps_the_schema_and_the_data(opener: Opener) -> None:
     first = opener()
     run = live_run(first, "r")
@@ -254,3 +276,109 @@ def test_an_unreachable_postgres_raises_with_the_reason() -> None:
     with pytest.raises(StoreError) as info:
         open_store(url)
     assert "127.0.0.1" in str(info.value) and "secret" not in str(info.value)
+
+
+def test_postgres_migrations_run_once_on_old_and_new_databases(
+    pg_url: str, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database of version 1 is taken to the current version by the migrations (in one
+    transaction), and a new database gets version 1 and the same migrations."""
+    import psycopg
+
+    from deltakit_nb.stores import postgres
+
+    PostgresStore(pg_url).close()  # version 1
+    monkeypatch.setattr(postgres, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        postgres,
+        "MIGRATIONS",
+        {1: "CREATE TABLE deltakit.extra (x INT); INSERT INTO deltakit.extra VALUES (1)"},
+    )
+    fresh = pg_server.create_database()
+    try:
+        # The second open of the old one finds version 2 and migrates nothing.
+        for url in (pg_url, pg_url, fresh):
+            store = PostgresStore(url)
+            try:
+                assert store.schema_version() == 2
+            finally:
+                store.close()
+        for url in (pg_url, fresh):
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT count(*) FROM deltakit.extra").fetchone() == (1,)
+                version_rows = conn.execute("SELECT count(*) FROM deltakit.schema_version")
+                assert version_rows.fetchone() == (1,)
+    finally:
+        pg_server.drop_database(fresh.rsplit("/", 1)[1])
+
+
+def test_postgres_restarted_while_the_writer_is_idle_costs_no_retry(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """The writer's connection went stale with the restart: the next write reconnects at
+    once (no wait, no 'cannot be reached'); the reads' connection too."""
+    store = PostgresStore(pg_url)
+    try:
+        store.bind_cell("k", "t1")
+        assert store.flush(5) and store.cell_thread("k") == "t1"
+        pg_server.restart()
+        store.bind_cell("k", "t2")
+        assert store.flush(5)
+        assert store.cell_thread("k") == "t2"
+        assert (store.retried, store.unreachable, store.write_errors) == (0, False, 0)
+    finally:
+        store.close()
+
+
+def test_postgres_writes_wait_while_the_server_is_down(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """Down for a while: flush waits (and says so), the log's events stay there, and once the
+    server is back one retry writes them all, each once."""
+    store = PostgresStore(pg_url)
+    try:
+        run = live_run(store, "r")
+        run.log.append_text("before")
+        assert store.flush(5)
+        pg_server.stop()
+        for i in range(50):
+            run.log.append_text(f"{i} ")
+        assert not store.flush(1)  # nothing can be committed now
+        assert store.unreachable and store.backlog == 50
+        pg_server.start()
+        finish(store, run)
+        assert store.flush(10)
+        assert store.load_events("r") == run.log.encoded()
+        assert not store.unreachable and store.retried == 1 and store.write_errors == 0
+    finally:
+        store.close()
+
+
+def test_postgres_a_bad_write_on_a_live_connection_is_not_retried(pg_url: str) -> None:
+    """An error of the write itself (here a statement timeout, an OperationalError too) loses
+    that write only, as on SQLite; the writer does not wait for a database that is there."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION deltakit_slow() RETURNS trigger AS "
+            "$$ BEGIN IF NEW.key = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
+    store = PostgresStore(pg_url)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TRIGGER slow BEFORE INSERT ON deltakit.cell_threads "
+                "FOR EACH ROW EXECUTE FUNCTION deltakit_slow()"
+            )
+            dbname = pg_url.rsplit("/", 1)[1]
+            conn.execute(f'ALTER DATABASE "{dbname}" SET statement_timeout = 500')
+        store._write.close()  # type: ignore[union-attr]  # (a new one gets the setting)
+        store.bind_cell("slow", "t")
+        store.bind_cell("fine", "t")
+        assert store.flush(10)
+        assert store.cell_thread("fine") == "t" and store.cell_thread("slow") is None
+        assert store.write_errors == 1 and not store.unreachable and store.retried == 0
+    finally:
+        store.close()

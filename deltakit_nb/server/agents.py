@@ -121,9 +121,10 @@ def entry_point_agents() -> list[AgentEntry]:
 
 
 class AgentCatalog:
-    """The configured agents. With `history_db_path`, every agent that brings no db of its own
-    gets an agno SqliteDb there, and each thread is an agno session (session_id = thread id)
-    whose history goes into the agent's context."""
+    """The configured agents. With `history_db_path` (a SQLite file, or a PostgreSQL URL), every
+    agent that brings no db of its own gets an agno SqliteDb (PostgresDb) there, and each
+    thread is an agno session (session_id = thread id) whose history goes into the agent's
+    context."""
 
     def __init__(
         self,

@@ -12,7 +12,9 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, Unicode, default
 
 from ..images import ImageLimits
-from ..stores import open_store
+from ..stores import Store, open_store
+from ..stores.base import MAX_BACKLOG
+from ..stores.postgres import is_postgres_url
 from .activity import ActivityReporter
 from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
 from .cluster import HEARTBEAT_SECONDS, LEASE_SECONDS, for_store
@@ -78,6 +80,12 @@ class DeltakitApp(ExtensionApp):
     history_db_path = Unicode(
         help="agno's SqliteDb file for thread history (default: data_dir/history.sqlite)."
     ).tag(config=True)
+    store_url = Unicode(
+        help="Where runs, events and agno's thread history are kept: empty for the SQLite "
+        "files (store_path, history_db_path), or a PostgreSQL URL "
+        "('postgresql://user:password@host:5432/dbname', needs deltakit_nb[postgres]) for "
+        "both, shared by every server configured with it (default: $DELTAKIT_STORE_URL)."
+    ).tag(config=True)
     runs_per_thread = Int(200, help="Finished runs kept per thread (0: all).").tag(config=True)
     max_runs_in_memory = Int(
         MAX_RUNS_IN_MEMORY,
@@ -123,6 +131,16 @@ class DeltakitApp(ExtensionApp):
     def _default_model_base_url(self) -> str:
         return os.environ.get("DELTAKIT_BASE_URL", "").strip()
 
+    store_max_backlog = Int(
+        MAX_BACKLOG,
+        help="Events that may wait for a PostgreSQL store out of reach (restarting) before "
+        "the runs in progress end failed and new runs are refused until it is back.",
+    ).tag(config=True)
+
+    @default("store_url")
+    def _default_store_url(self) -> str:
+        return os.environ.get("DELTAKIT_STORE_URL", "").strip()
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return str(Path(jupyter_data_dir()) / "deltakit_nb")
@@ -160,17 +178,40 @@ class DeltakitApp(ExtensionApp):
                 exc_info=True,
             )
 
+    def _open_store(self) -> tuple[Store | None, str]:
+        """The event store and the history db's location (a SQLite file or the URL)."""
+        if not self.persist:
+            return None, ""
+        url = self.store_url.strip()
+        if url:
+            if not is_postgres_url(url):
+                raise ValueError(
+                    "store_url must be a PostgreSQL URL "
+                    "('postgresql://user:password@host:5432/dbname'), not one starting "
+                    f"{url.partition(':')[0]!r}; leave it empty for the SQLite files"
+                )
+            from ..stores.postgres import PostgresStore
+
+            private_store(self.data_dir)
+            # Raises when the database cannot be reached: no silent fallback to memory, which
+            # would lose runs other servers expect to find there.
+            store = PostgresStore(url)
+            self.log.info("deltakit_nb: runs and history in PostgreSQL at %s", store.location)
+            return store, url
+        private_store(self.data_dir, self.store_path, self.history_db_path)
+        return open_store(self.store_path), self.history_db_path
+
     def _set_up(self) -> None:
         disable_telemetry_by_default()
-        store = None
-        if self.persist:
-            private_store(self.data_dir, self.store_path, self.history_db_path)
-            store = open_store(self.store_path)
+        store, history = self._open_store()
+        if store is not None:
+            store.max_backlog = self.store_max_backlog
+        cluster = None
         try:
             self.catalog = AgentCatalog(
                 self.agents,
                 self.default_agent,
-                self.history_db_path if self.persist else "",
+                history,
                 tool_timeout=self.tool_timeout_seconds,
                 model=self.model,
                 model_base_url=self.model_base_url,
@@ -200,6 +241,8 @@ class DeltakitApp(ExtensionApp):
         except BaseException:
             if store is not None:
                 store.close()
+            if cluster is not None:
+                cluster.stop()
             raise
 
     def initialize_handlers(self) -> None:

@@ -1,12 +1,14 @@
-"""The agno history db of the threads (a SqliteDb), with its run cache bounded in runs.
+"""The agno history db of the threads (a SqliteDb, or a PostgresDb with a PostgreSQL store), with
+its run cache bounded in runs.
 
-agno's SqliteDb reads a thread's whole session (every run of it) at the start of each run and
-keeps the deserialized runs of the 64 sessions read last (agno.db.utils.SessionRunObjectCache),
-about 15 KB per run for short runs. Sessions only grow, so that cache grows with the length of
-the threads: with 400 threads it was most of the server's growth per run (1.8 KB, measured with
-tracemalloc). The cache here has agno's interface and keys (a run is rebuilt when its row's
-text changes) but holds at most HISTORY_CACHE_RUNS runs in all, dropping the sessions read
-least recently; the session being read is always kept, however long.
+agno's SqliteDb (and PostgresDb) reads a thread's whole session (every run of it) at the start
+of each run and keeps the deserialized runs of the 64 sessions read last
+(agno.db.utils.SessionRunObjectCache), about 15 KB per run for short runs. Sessions only grow,
+so that cache grows with the length of the threads: with 400 threads it was most of the
+server's growth per run (1.8 KB, measured with tracemalloc). The cache here has agno's
+interface and keys (a run is rebuilt when its row's text changes) but holds at most
+HISTORY_CACHE_RUNS runs in all, dropping the sessions read least recently; the session being
+read is always kept, however long.
 """
 
 from __future__ import annotations
@@ -68,15 +70,29 @@ class BoundedRunCache:
         return entries
 
 
-def open_history_db(path: str) -> Any:
-    """agno's SqliteDb at `path`, its run cache bounded (see the module docstring)."""
-    from agno.db.sqlite import SqliteDb
+# agno's tables go into the PostgreSQL schema of the event store's (their names never clash):
+# all of deltakit_nb's data in one place, apart from anything else in the database.
+POSTGRES_SCHEMA = "deltakit"
 
-    db = SqliteDb(db_file=path)
+
+def open_history_db(location: str) -> Any:
+    """agno's SqliteDb at a file path, or its PostgresDb at a PostgreSQL URL, its run cache
+    bounded (see the module docstring; agno's PostgresDb has the same cache)."""
+    from ..stores.postgres import is_postgres_url, sqlalchemy_url
+
+    db: Any
+    if is_postgres_url(location):
+        from agno.db.postgres import PostgresDb
+
+        db = PostgresDb(db_url=sqlalchemy_url(location), db_schema=POSTGRES_SCHEMA)
+    else:
+        from agno.db.sqlite import SqliteDb
+
+        db = SqliteDb(db_file=location)
     if hasattr(db, "_run_object_cache"):
         # Same interface (runs_from_rows, drop_session), not a subclass: agno's keeps its
         # entries in a private dict this need not know.
-        db._run_object_cache = BoundedRunCache()  # type: ignore[assignment]
+        db._run_object_cache = BoundedRunCache()
     else:  # another agno version: nothing of ours to bound
-        log.debug("deltakit_nb: agno's SqliteDb has no run cache to bound")
+        log.debug("deltakit_nb: agno's %s has no run cache to bound", type(db).__name__)
     return db

@@ -256,7 +256,13 @@ class RunRegistry:
         # a run ends (it looks at every thread; the per-thread limit is applied every time).
         self.age_prune_every = AGE_PRUNE_EVERY
         self._age_pruned_at = time.monotonic()
+        # Runs stopped because the store could hold no more of their events: why (see
+        # _store_full).
+        self._store_failed: dict[str, str] = {}
+        self._store_was_full = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         if store is not None:
+            store.on_backlog_full = self._store_full_soon
             # On a shared store only the runs of servers that are gone; else every run left.
             interrupted = cluster.recover() if cluster else store.recover_interrupted()
             if interrupted:
@@ -288,7 +294,37 @@ class RunRegistry:
         self._threads.setdefault(run.thread_id, {})[run.id] = run
         self._live[run.id] = run
 
+    def _store_full_soon(self) -> None:
+        """The store's writer thread says its backlog is full: handle it on the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._store_full)
+
+    def _store_full(self) -> None:
+        """The database has been out of reach for so long that the events waiting for it
+        reached the store's max_backlog: stop adding more. Every run in progress here ends
+        failed (its terminal event is the last it waits to be written) and new runs are
+        refused until the database is back; nothing already sent to a client is dropped."""
+        store = self.store
+        if store is None or not store.unreachable:
+            return
+        reason = (
+            f"the event store {store.location} is out of reach and {store.backlog} events "
+            f"wait to be written (max_backlog {store.max_backlog})"
+        )
+        self._store_was_full = True
+        for run in list(self._live.values()):
+            if run.status.working and run.task is not None and not run.task.done():
+                self._store_failed[run.id] = reason
+                run.task.cancel()
+
     def _check_capacity(self) -> None:
+        if self._store_was_full and self.store is not None:
+            if self.store.unreachable:
+                raise RunLimitError(
+                    f"the event store {self.store.location} is out of reach and holds no "
+                    "more runs until it is back"
+                )
+            self._store_was_full = False
         active = sum(1 for r in self._live.values() if r.status.working)
         if active >= self.max_concurrent_runs:
             raise RunLimitError(
@@ -300,6 +336,7 @@ class RunRegistry:
         self, message: str, thread_id: str | None, agent: str, runner: Runner | None = None
     ) -> Run:
         self._check_capacity()
+        self._loop = asyncio.get_running_loop()
         run = Run(
             id=str(uuid.uuid4()),
             thread_id=thread_id or str(uuid.uuid4()),
@@ -498,8 +535,11 @@ class RunRegistry:
             if terminal is None:  # paused: no terminal event, the log stays open
                 return
         except asyncio.CancelledError:
-            status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
-            terminal = adapter.finish(status)
+            if run.id in self._store_failed:
+                terminal = adapter.finish(RunStatus.FAILED, self._store_failed.pop(run.id))
+            else:
+                status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+                terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
             terminal = adapter.finish(RunStatus.FAILED, f"{type(exc).__name__}: {exc}")

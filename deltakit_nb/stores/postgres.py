@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA_NAME}.cell_threads (
 CREATE INDEX IF NOT EXISTS cell_threads_by_thread ON {SCHEMA_NAME}.cell_threads (thread_id);
 """
 # SQL taking the schema from the version it is keyed by to the next one (none yet: version 1 is
-# the first). Each runs in the transaction that then records the new version.
+# the first). Each runs in the transaction that then records the new version; a new database
+# gets SCHEMA (version 1) and then every migration, so SCHEMA itself never changes.
 MIGRATIONS: dict[int, str] = {}
 
 S = SCHEMA_NAME
@@ -147,18 +148,35 @@ def _psycopg() -> Any:
     return psycopg
 
 
+def _nul_free_dumper(psycopg: Any) -> type:
+    """psycopg's default str dumper, with NUL (which PostgreSQL text cannot hold; SQLite can)
+    replaced by U+FFFD instead of an error: a user's message or thread id may hold one."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulFreeStrDumper(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    return NulFreeStrDumper
+
+
 class PostgresStore(Store):
     def __init__(self, url: str):
         super().__init__()
         self.url = psycopg_url(url)
         self.location = redacted(self.url)
         self._psycopg = _psycopg()
+        self._str_dumper = _nul_free_dumper(self._psycopg)
         self._read_lock = threading.Lock()
         try:
             self._read = self.connect()
             self._set_up_schema(self._read)
             self._write: psycopg.Connection[Any] | None = self.connect()
-        except self._psycopg.Error as exc:
+        except (self._psycopg.Error, StoreError) as exc:
+            if getattr(self, "_read", None) is not None:
+                self._read.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(
                 f"PostgreSQL at {self.location} is unusable: {type(exc).__name__}: "
                 f"{str(exc).strip()}"
@@ -170,6 +188,7 @@ class PostgresStore(Store):
         kwargs.setdefault("autocommit", True)
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
         conn: psycopg.Connection[Any] = self._psycopg.connect(self.url, **kwargs)
+        conn.adapters.register_dumper(str, self._str_dumper)
         return conn
 
     @staticmethod
@@ -179,9 +198,9 @@ class PostgresStore(Store):
             conn.execute(SCHEMA)
             row = conn.execute(f"SELECT max(version) FROM {S}.schema_version").fetchone()
             version = row[0] if row else None
-            if version is None:
-                conn.execute(f"INSERT INTO {S}.schema_version VALUES (%s)", (SCHEMA_VERSION,))
-                return
+            if version is None:  # a new database: SCHEMA made version 1, migrations go on
+                conn.execute(f"INSERT INTO {S}.schema_version VALUES (1)")
+                version = 1
             while version < SCHEMA_VERSION:
                 if version not in MIGRATIONS:
                     raise StoreError(f"no migration from schema version {version}")
@@ -203,17 +222,39 @@ class PostgresStore(Store):
     # The writer thread.
 
     def _unreachable(self, exc: Exception) -> bool:
-        return isinstance(exc, self._psycopg.OperationalError | self._psycopg.InterfaceError)
+        """A lost connection, or one that cannot be made (a server stopping or starting);
+        or a transaction the server rolled back (a deadlock): worth retrying as it is. An
+        error on a live connection (a statement timeout, bad data) is the write's."""
+        psycopg = self._psycopg
+        if isinstance(exc, psycopg.errors.TransactionRollback):
+            return True
+        if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return False
+        conn = self._write
+        return conn is None or conn.closed or conn.broken
 
     def _apply(self, ops: list[Op]) -> None:
         if not ops:
             return
         conn = self._write
-        if conn is None or conn.closed or conn.broken:
-            if conn is not None:
-                conn.close()
-            self._write = None
-            conn = self._write = self.connect()
+        if conn is not None and not conn.closed and not conn.broken:
+            try:
+                self._transaction(conn, ops)
+                return
+            except (self._psycopg.OperationalError, self._psycopg.InterfaceError):
+                # The connection went stale while the writer was idle (a server restart
+                # it has not used it since): once more at once, on a new one, before the
+                # writer calls the database unreachable. (Upserts: a commit whose answer
+                # was lost is harmless to repeat.)
+                if not conn.broken:
+                    raise
+        if conn is not None:
+            conn.close()
+        self._write = None
+        self._write = self.connect()
+        self._transaction(self._write, ops)
+
+    def _transaction(self, conn: psycopg.Connection[Any], ops: list[Op]) -> None:
         newest: dict[str, int] = {}
         with conn.transaction(), conn.cursor() as cur:
             events: list[Batch] = []
