@@ -17,7 +17,7 @@ import pytest
 from jupyterproc import TOKEN, JupyterProcess
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
-from wsclient import assert_gap_free, recv, recv_n, recv_until_terminal, send
+from wsclient import assert_gap_free, recv, recv_n, recv_until_terminal, send, text
 
 LEASE, HEARTBEAT = 3.0, 0.5
 SLOW = "count 300 delay 0.02"  # about 6 s of streaming
@@ -127,6 +127,21 @@ async def test_live_follow_from_any_id_on_the_other_server(
     assert await recv_until_terminal(again) == on_a[101:]
     for ws in (ws_a, whole, middle, again):
         ws.close()
+
+
+async def test_a_thread_goes_on_from_the_other_server(
+    two: tuple[JupyterProcess, JupyterProcess],
+) -> None:
+    a, b = two
+    ws, _ = await start(a, "echo my name is Ada", "t-both", 1)
+    await recv_until_terminal(ws)
+    ws.close()
+    ws, _ = await start(b, "recall", "t-both", 1)
+    recall = await recv_until_terminal(ws)
+    ws.close()
+    assert text(recall) == "Earlier in this thread you said:\n\n- echo my name is Ada\n"
+    path = "/deltakit/threads/t-both/messages"
+    assert raw(a, path) == raw(b, path)
 
 
 async def test_stop_on_b_cancels_the_run_on_a(two: tuple[JupyterProcess, JupyterProcess]) -> None:

@@ -110,7 +110,15 @@ class Cluster:
         self._sweep_from = time.monotonic() + max(0.0, self.lease - uptime)
         self.store.on_commit = self._before_commit
         self.store.on_committed = self._committed
-        return self._sweep()
+        swept = self._sweep()
+        # From now on, not from when the server listens: its start may take longer than a lease.
+        self._spawn_thread(self._heartbeat, "heartbeat")
+        return swept
+
+    def _spawn_thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"deltakit-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _before_commit(self, cur: Any, newest: dict[str, int]) -> None:
         """(Writer thread, in its transaction.) Notify, and claim the runs new to it."""
@@ -132,12 +140,9 @@ class Cluster:
         return swept
 
     def start(self, registry: RunRegistry, loop: asyncio.AbstractEventLoop) -> None:
-        """Start listening and the heartbeat (once the event loop runs)."""
+        """Start listening (once the event loop runs)."""
         self.registry, self.loop = registry, loop
-        for target, name in ((self._listen, "listen"), (self._heartbeat, "heartbeat")):
-            thread = threading.Thread(target=target, name=f"deltakit-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._spawn_thread(self._listen, "listen")
 
     def stop(self) -> None:
         """Leave: the runs of this server have ended (the registry stopped them)."""
