@@ -297,3 +297,34 @@ async def test_owner_restarted_alone_ends_its_old_runs_at_start(pg_url: str) -> 
         assert "marked interrupted" in a.log()
     finally:
         a.stop()
+
+
+async def test_a_run_paused_on_a_is_followed_and_stopped_from_b(
+    two: tuple[JupyterProcess, JupyterProcess],
+) -> None:
+    a, b = two
+    ws_a = await connect(a)
+    await send(ws_a, {"message": 'tool confirm_action {"action": "ship it"}', "threadId": "t-ask"})
+    paused: list[dict[str, Any]] = []
+    while not paused or paused[-1]["type"] != "run_paused":
+        paused += await recv(ws_a)
+    run_id = paused[0]["runId"]
+    follower = await resume(b, run_id, -1)
+    assert await recv_n(follower, len(paused)) == paused
+    assert (await get(b, "/deltakit/active-run?threadId=t-ask"))["run_id"] == run_id
+    # A decision is the owner's to take; B says where.
+    req = urllib.request.Request(
+        f"{b.base}/deltakit/runs/{run_id}/continue",
+        data=json.dumps({"decisions": [{"id": paused[-1]["requirements"][0]["id"]}]}).encode(),
+        method="POST",
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        await asyncio.to_thread(urllib.request.urlopen, req, timeout=10)
+    assert err.value.code == 409 and b"paused on another server" in err.value.read()
+    raw(b, f"/deltakit/jobs/{run_id}/cancel", "POST")
+    end = await recv_until_terminal(follower)
+    assert end[-1]["type"] == "done" and end[-1]["status"] == "cancelled"
+    assert await recv_until_terminal(ws_a) == end
+    for ws in (ws_a, follower):
+        ws.close()
