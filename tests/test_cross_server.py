@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from jupyterproc import TOKEN, JupyterProcess
+from pgserver import PostgresServer
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 from wsclient import assert_gap_free, recv, recv_n, recv_until_terminal, send, text
@@ -326,5 +327,27 @@ async def test_a_run_paused_on_a_is_followed_and_stopped_from_b(
     end = await recv_until_terminal(follower)
     assert end[-1]["type"] == "done" and end[-1]["status"] == "cancelled"
     assert await recv_until_terminal(ws_a) == end
+    for ws in (ws_a, follower):
+        ws.close()
+
+
+async def test_postgres_restart_mid_run_the_follower_on_b_gets_every_event(
+    two: tuple[JupyterProcess, JupyterProcess], pg_server: PostgresServer
+) -> None:
+    a, b = two
+    ws_a, first = await start(a, "count 400 delay 0.02", "t-restart", 20)
+    run_id = first[0]["runId"]
+    follower = await resume(b, run_id, -1)
+    seen = await recv_n(follower, 20)
+    await asyncio.to_thread(pg_server.restart)
+    on_a = first + await recv_until_terminal(ws_a)
+    seen += await recv_until_terminal(follower)
+    # Every lease looked expired after the restart: no run may be taken for a dead server's.
+    assert on_a[-1]["status"] == "completed"
+    assert seen == on_a
+    assert_gap_free(seen, run_id)
+    assert await wait_status(b, run_id, 10) == "completed"
+    assert raw(a, f"/deltakit/runs/{run_id}") == raw(b, f"/deltakit/runs/{run_id}")
+    assert "marked interrupted" not in a.log() + b.log()
     for ws in (ws_a, follower):
         ws.close()

@@ -126,8 +126,7 @@ class Cluster:
         leases.before_commit(cur, newest, self.id, self._claiming)
 
     def _committed(self, newest: dict[str, int]) -> None:
-        """(Writer thread, after the commit.) The claimed runs are this server's now; the
-        finished ones no longer need remembering."""
+        """(Writer thread, after the commit.) The claimed runs are this server's now."""
         if len(self._owned) > MAX_OWNED:  # a claim again is harmless (an upsert)
             self._owned.clear()
         self._owned.update(self._claiming)
