@@ -349,5 +349,6 @@ async def test_postgres_restart_mid_run_the_follower_on_b_gets_every_event(
     assert await wait_status(b, run_id, 10) == "completed"
     assert raw(a, f"/deltakit/runs/{run_id}") == raw(b, f"/deltakit/runs/{run_id}")
     assert "marked interrupted" not in a.log() + b.log()
+    assert "listening to the store failed" in b.log()  # the restart did cut it off
     for ws in (ws_a, follower):
         ws.close()
