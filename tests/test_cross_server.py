@@ -113,6 +113,9 @@ async def test_live_follow_from_any_id_on_the_other_server(
         assert thread["active_run_id"] == run_id
         assert [r["status"] for r in thread["runs"]] == ["running"]
     assert (await get(b, f"/deltakit/runs/{run_id}"))["status"] == "running"
+    for server in (a, b):
+        listed = (await get(server, "/deltakit/threads"))["threads"]
+        assert [(t["thread_id"], t["status"]) for t in listed] == [("t-live", "running")]
     on_a = first + await recv_until_terminal(ws_a)
     got_whole += await recv_until_terminal(whole)
     got_middle += await recv_until_terminal(middle)
@@ -143,6 +146,28 @@ async def test_a_thread_goes_on_from_the_other_server(
     assert text(recall) == "Earlier in this thread you said:\n\n- echo my name is Ada\n"
     path = "/deltakit/threads/t-both/messages"
     assert raw(a, path) == raw(b, path)
+
+
+async def test_a_cell_bound_on_one_server_is_found_on_the_other(
+    two: tuple[JupyterProcess, JupyterProcess],
+) -> None:
+    a, b = two
+
+    def bind(server: JupyterProcess, thread: str) -> None:
+        req = urllib.request.Request(
+            f"{server.base}/deltakit/cells/nb-cell",
+            data=json.dumps({"thread_id": thread}).encode(),
+            method="PUT",
+            headers={"Authorization": f"token {TOKEN}"},
+        )
+        urllib.request.urlopen(req, timeout=10).read()
+
+    await asyncio.to_thread(bind, a, "t-one")
+    for server in (a, b):
+        assert (await get(server, "/deltakit/cells/nb-cell"))["thread_id"] == "t-one"
+    await asyncio.to_thread(bind, b, "t-two")  # B's own read comes before, A's memory had t-one
+    for server in (b, a):
+        assert (await get(server, "/deltakit/cells/nb-cell"))["thread_id"] == "t-two"
 
 
 async def test_stop_on_b_cancels_the_run_on_a(two: tuple[JupyterProcess, JupyterProcess]) -> None:

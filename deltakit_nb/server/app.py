@@ -234,7 +234,7 @@ class DeltakitApp(ExtensionApp):
                 image_limits=ImageLimits(self.max_image_bytes, self.max_run_image_bytes),
                 cluster=cluster,
             )
-            self.cells = CellBindings(store)
+            self.cells = CellBindings(store, shared=cluster is not None)
             if cluster is not None:
                 cluster.thread_deleted_listeners.append(self.cells.forget_thread)
             self.kernel_hosts = KernelHosts()
