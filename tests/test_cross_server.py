@@ -333,7 +333,7 @@ async def test_a_run_paused_on_a_is_followed_and_stopped_from_b(
     await send(ws_a, {"message": 'tool confirm_action {"action": "ship it"}', "threadId": "t-ask"})
     paused: list[dict[str, Any]] = []
     while not paused or paused[-1]["type"] != "run_paused":
-        paused += await recv(ws_a)
+        paused += await recv(ws_a, 30)  # the first run of a fresh server builds its agent
     run_id = paused[0]["runId"]
     follower = await resume(b, run_id, -1)
     assert await recv_n(follower, len(paused)) == paused

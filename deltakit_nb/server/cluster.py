@@ -57,6 +57,7 @@ class _Tail:
     ready: threading.Event = field(default_factory=threading.Event)
     run: Run | None = None
     known: int = -1  # the newest event id handed to the loop
+    last: str = ""  # the text of that event
     dirty: bool = False  # news arrived while its first snapshot was being read
 
 
@@ -244,6 +245,7 @@ class Cluster:
                     del self._tails[run_id]
                     return None, stored
                 tail.run, tail.known = run, len(stored.events) - 1  # type: ignore[union-attr]
+                tail.last = stored.events[-1] if stored.events else ""  # type: ignore[union-attr]
                 if tail.dirty:
                     self._fetch(run_id, tail)
             return run, None
@@ -264,21 +266,26 @@ class Cluster:
                 break
             texts += lines[expected - first :]
         tail.known = start + len(texts) - 1
-        ended = status is None or RunStatus(status).finished
-        if ended:
+        if texts:
+            tail.last = texts[-1]
+        # Ended: its row says so and its terminal event is here (the owner commits both at
+        # once, but a write retried alone may commit the row first), or it is gone.
+        new = RunStatus(status) if status is not None else RunStatus.INTERRUPTED
+        if new.finished and status is not None and not _terminal(tail.last):
+            new = RunStatus.RUNNING
+        if new.finished:
             self._tails.pop(run_id, None)
         run = tail.run
         assert run is not None and self.loop is not None
-        self.loop.call_soon_threadsafe(self._deliver, run, start, texts, status)
+        self.loop.call_soon_threadsafe(self._deliver, run, start, texts, new)
 
-    def _deliver(self, run: Run, first: int, texts: list[str], status: str | None) -> None:
-        """(Loop.) Append another server's events to the remote run's log; end it with the
-        status its row has once that says it ended (a deleted run ends as interrupted)."""
+    def _deliver(self, run: Run, first: int, texts: list[str], new: RunStatus) -> None:
+        """(Loop.) Append another server's events to the remote run's log, and give it the
+        status its row has; a run that ended (or is gone: interrupted) is done with here."""
         if run.log.closed:
             return
         if texts and run.log.extend_encoded(first, texts) < 0:
             log.error("deltakit_nb: run %s: events from %d arrive after a gap", run.id, first)
-        new = RunStatus(status) if status is not None else RunStatus.INTERRUPTED
         if new is RunStatus.PAUSED and run.status is not RunStatus.PAUSED:
             run.requirements = hitl.requirements_of(run.log.encoded())
         run.status = new
@@ -415,6 +422,11 @@ class Cluster:
                     self._beat.close()
             except Exception:
                 log.error("deltakit_nb: heartbeat failed", exc_info=True)
+
+
+def _terminal(text: str) -> bool:
+    """Whether an encoded event is a run's terminal one (the type comes first)."""
+    return text.startswith(('{"type":"done"', '{"type":"error"'))
 
 
 def _remote_run(stored: StoredRun) -> Run:
