@@ -25,12 +25,13 @@ SLOW = "count 300 delay 0.02"  # about 6 s of streaming
 
 
 def pg_args(url: str, *more: str) -> list[str]:
-    return [
-        f"--DeltakitApp.store_url={url}",
-        f"--DeltakitApp.lease_seconds={LEASE}",
-        f"--DeltakitApp.heartbeat_seconds={HEARTBEAT}",
-        *more,
-    ]
+    """The servers' options: the store, short lease timings, then `more` (which win: a trait
+    given twice on the command line is a configuration error)."""
+    traits = {"store_url": url, "lease_seconds": str(LEASE), "heartbeat_seconds": str(HEARTBEAT)}
+    for option in more:
+        name, _, value = option.removeprefix("--DeltakitApp.").partition("=")
+        traits[name] = value
+    return [f"--DeltakitApp.{name}={value}" for name, value in traits.items()]
 
 
 @pytest.fixture
@@ -254,10 +255,20 @@ async def test_starting_a_server_leaves_the_other_servers_runs_alone(pg_url: str
         assert "marked interrupted" not in a.log() + b.log()
 
 
-async def test_sigkilled_server_its_runs_end_interrupted_on_the_other(
-    two: tuple[JupyterProcess, JupyterProcess],
-) -> None:
-    a, b = two
+async def test_sigkilled_server_its_runs_end_interrupted_on_the_other(pg_url: str) -> None:
+    # A lease too long to run out during the test: only seeing A's process gone can end it.
+    long_lease = 30.0
+    args = pg_args(pg_url, f"--DeltakitApp.lease_seconds={long_lease}")
+    with JupyterProcess(None, *args) as b:
+        a = JupyterProcess(None, *args)
+        a.start()
+        try:
+            await killed_owner(a, b)
+        finally:
+            stop(a)
+
+
+async def killed_owner(a: JupyterProcess, b: JupyterProcess) -> None:
     ws_a, first = await start(a, "count 2000 delay 0.02", "t-kill", 20)
     run_id = first[0]["runId"]
     follower = await resume(b, run_id, -1)
@@ -269,8 +280,8 @@ async def test_sigkilled_server_its_runs_end_interrupted_on_the_other(
     events = seen + rest
     assert_gap_free(events, run_id)
     assert events[-1] == {**events[-1], "type": "done", "status": "interrupted"}
-    # Same machine: B sees A's process is gone at its next sweep, before the lease runs out.
-    assert took < LEASE + 2 * HEARTBEAT, took
+    # Same machine: B sees A's process is gone at its next sweep, long before the lease.
+    assert took < 10 * HEARTBEAT, took
     run = await get(b, f"/deltakit/runs/{run_id}")
     assert run["status"] == "interrupted" and run["events"] == events
     assert (await get(b, "/deltakit/active-run?threadId=t-kill"))["run_id"] is None
@@ -377,3 +388,15 @@ async def test_postgres_restart_mid_run_the_follower_on_b_gets_every_event(
     assert "listening to the store failed" in b.log()  # the restart did cut it off
     for ws in (ws_a, follower):
         ws.close()
+
+
+async def test_a_heartbeat_longer_than_half_the_lease_is_refused_with_the_reason(
+    pg_url: str,
+) -> None:
+    args = pg_args(pg_url, "--DeltakitApp.lease_seconds=10", "--DeltakitApp.heartbeat_seconds=6")
+    with JupyterProcess(None, *args) as server:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            raw(server, "/deltakit/agents")
+        assert err.value.code == 503
+        message = json.loads(err.value.read())["message"]
+        assert "heartbeat_seconds (6.0) must be positive and at most half of" in message
