@@ -242,11 +242,18 @@ def store_figures(chunks: int, rounds: int = ROUNDS) -> None:
                 "sqlite_alone": lambda: agno_alone(chunks, None, dbs["sqlite"]),
                 "postgres_alone": lambda: agno_alone(chunks, None, dbs["postgres"]),
             }
+            assert sqlite_server.proc is not None and pg_server.proc is not None
+            pids = {"sqlite_live": sqlite_server.proc.pid, "postgres_live": pg_server.proc.pid}
+            cpu: dict[str, list[float]] = {name: [] for name in targets}
             for name, target in targets.items():
                 asyncio.run(live(target, 200))  # warm up
 
-                async def one(target: Target = target) -> float:
-                    return (await live(target, chunks))[0]
+                async def one(target: Target = target, name: str = name) -> float:
+                    before = process_cpu(pids[name])
+                    elapsed = (await live(target, chunks))[0]
+                    await asyncio.sleep(0.1)  # the writer's last batch
+                    cpu[name].append(process_cpu(pids[name]) - before)
+                    return elapsed
 
                 measures[name] = one
             times: dict[str, list[float]] = {name: [] for name in measures}
@@ -272,6 +279,15 @@ def store_figures(chunks: int, rounds: int = ROUNDS) -> None:
         f"{'live ÷ agno alone':40}{ratios[0]:8.3f} × ({bests[0]:.3f}){ratios[1]:8.3f} × "
         f"({bests[1]:.3f})"
     )
+    sq_cpu, pg_cpu = (statistics.median(cpu[f"{s}_live"]) for s in ("sqlite", "postgres"))
+    print(f"{'server CPU per live run (median)':40}{sq_cpu:18.3f}{pg_cpu:18.3f}")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def best(measure: Callable[[], Awaitable[float]], repeats: int = REPEATS) -> float:

@@ -50,6 +50,16 @@ def stored_events(url: str, run_id: str) -> list[dict[str, Any]]:
     return events
 
 
+async def wait_stored(url: str, run_id: str, events: list[dict[str, Any]]) -> None:
+    """Until the database holds exactly `events` for the run (the writer commits a batch
+    every 20 ms; after a restart, at its next retry, at most RETRY_MAX away)."""
+    for _ in range(100):
+        if stored_events(url, run_id) == events:
+            return
+        await asyncio.sleep(0.1)
+    assert stored_events(url, run_id) == events
+
+
 async def test_runs_events_and_history_live_in_postgres(tmp_path: Path, pg_url: str) -> None:
     """store_url puts the event store and agno's history on PostgreSQL: nothing in SQLite
     files, and both survive a restart with a new data dir (a rescheduled server)."""
@@ -122,15 +132,11 @@ async def test_postgres_restarted_mid_run_loses_and_doubles_nothing(
         ws.close()
         assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
         assert_gap_free(events, run_id)
-        for _ in range(100):  # the writer's next retry is at most RETRY_MAX away
-            if stored_events(pg_url, run_id) == events:
-                break
-            await asyncio.sleep(0.1)
-        assert stored_events(pg_url, run_id) == events
+        await wait_stored(pg_url, run_id, events)
         assert server.get(f"/deltakit/runs/{run_id}")["status"] == "completed"
         # The next run goes to the database as usual.
         after = await run_to_end(server, "echo after", "t-restart")
-        assert stored_events(pg_url, after[0]["runId"]) == after
+        await wait_stored(pg_url, after[0]["runId"], after)
     log = server.log()
     assert "cannot be reached; its writes wait and are retried" in log
     assert "is back" in log

@@ -382,3 +382,16 @@ def test_postgres_a_bad_write_on_a_live_connection_is_not_retried(pg_url: str) -
         assert store.write_errors == 1 and not store.unreachable and store.retried == 0
     finally:
         store.close()
+
+
+def test_postgres_url_forms() -> None:
+    from deltakit_nb.stores.postgres import is_postgres_url, psycopg_url, redacted, sqlalchemy_url
+
+    url = "postgres://me:pw@db:5432/runs?sslmode=require"
+    assert is_postgres_url(url) and is_postgres_url("postgresql+psycopg://x/y")
+    assert not is_postgres_url("/home/me/runs.sqlite") and not is_postgres_url("mysql://x/y")
+    assert psycopg_url(url) == "postgresql://me:pw@db:5432/runs?sslmode=require"
+    assert psycopg_url("postgresql+psycopg://x/y") == "postgresql://x/y"
+    assert sqlalchemy_url(url) == "postgresql+psycopg://me:pw@db:5432/runs?sslmode=require"
+    assert redacted(url) == "postgres://me:***@db:5432/runs?sslmode=require"
+    assert redacted("postgresql://me@db/runs") == "postgresql://me@db/runs"

@@ -71,7 +71,9 @@ class DeltakitApp(ExtensionApp):
     ).tag(config=True)
 
     persist = Bool(
-        True, help="Keep runs, events and conversation history in SQLite across restarts."
+        True,
+        help="Keep runs, events and conversation history across restarts (in SQLite, or in "
+        "PostgreSQL with store_url).",
     ).tag(config=True)
     data_dir = Unicode(help="Folder of the event store and the agno history db.").tag(config=True)
     store_path = Unicode(help="The event store's SQLite file (default: data_dir/runs.sqlite).").tag(
@@ -85,6 +87,11 @@ class DeltakitApp(ExtensionApp):
         "files (store_path, history_db_path), or a PostgreSQL URL "
         "('postgresql://user:password@host:5432/dbname', needs deltakit_nb[postgres]) for "
         "both, shared by every server configured with it (default: $DELTAKIT_STORE_URL)."
+    ).tag(config=True)
+    store_max_backlog = Int(
+        MAX_BACKLOG,
+        help="Events that may wait for a PostgreSQL store out of reach (restarting) before "
+        "the runs in progress end failed and new runs are refused until it is back.",
     ).tag(config=True)
     runs_per_thread = Int(200, help="Finished runs kept per thread (0: all).").tag(config=True)
     max_runs_in_memory = Int(
@@ -130,12 +137,6 @@ class DeltakitApp(ExtensionApp):
     @default("model_base_url")
     def _default_model_base_url(self) -> str:
         return os.environ.get("DELTAKIT_BASE_URL", "").strip()
-
-    store_max_backlog = Int(
-        MAX_BACKLOG,
-        help="Events that may wait for a PostgreSQL store out of reach (restarting) before "
-        "the runs in progress end failed and new runs are refused until it is back.",
-    ).tag(config=True)
 
     @default("store_url")
     def _default_store_url(self) -> str:

@@ -296,8 +296,9 @@ class RunRegistry:
 
     def _store_full_soon(self) -> None:
         """The store's writer thread says its backlog is full: handle it on the event loop."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._store_full)
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+                self._loop.call_soon_threadsafe(self._store_full)
 
     def _store_full(self) -> None:
         """The database has been out of reach for so long that the events waiting for it

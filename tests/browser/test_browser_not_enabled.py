@@ -74,3 +74,35 @@ def test_widget_explains_an_extension_that_failed_to_load(failed_session: Sessio
     assert "enable" not in message
     ARTIFACTS.mkdir(exist_ok=True)
     session.chat().screenshot(path=str(ARTIFACTS / "widget-failed-to-load.png"))
+
+
+@pytest.fixture(scope="module")
+def no_postgres_lab() -> Iterator[LabProcess]:
+    from jupyterproc import free_port
+
+    url = f"postgresql://deltakit:s3cret@127.0.0.1:{free_port()}/runs"  # nothing listens
+    with running_lab(extra_args=[f"--DeltakitApp.store_url={url}"]) as proc:
+        yield proc
+
+
+@pytest.fixture
+def no_postgres_session(browser: Browser, no_postgres_lab: LabProcess) -> Iterator[Session]:
+    yield from open_session(browser, no_postgres_lab)
+
+
+def test_widget_explains_a_postgres_store_out_of_reach(no_postgres_session: Session) -> None:
+    """store_url names a PostgreSQL server that cannot be reached: no fallback to memory; the
+    widget says why (without the password)."""
+    session, lab = no_postgres_session, no_postgres_session.lab
+    with pytest.raises(urllib.error.HTTPError) as err:
+        lab.get("deltakit/agents")
+    assert err.value.code == 503
+    lab.write_notebook("nopg.ipynb", "from deltakit_nb import ChatWidget\nChatWidget()")
+    session.open_lab("nopg.ipynb")
+    session.run_cell(0)
+    shown = session.page.locator(".dk-notice, .dk-load-error").filter(has_text="failed to load")
+    shown.wait_for()
+    message = shown.inner_text()
+    assert "StoreError: PostgreSQL at postgresql://deltakit:***@127.0.0.1:" in message
+    assert "s3cret" not in message
+    assert "See the Jupyter server log." in message
