@@ -311,6 +311,14 @@ async def test_frozen_server_loses_its_runs_when_its_lease_expires(
         assert events[-1]["status"] == "interrupted"
     finally:
         os.kill(a.proc.pid, signal.SIGCONT)
+    try:
+        # Thawed, A finds its lease gone and ends the run too, instead of carrying on.
+        on_a = first + await recv_until_terminal(ws_a)
+        assert on_a[-1]["type"] == "done" and on_a[-1]["status"] == "interrupted"
+        assert_gap_free(on_a, run_id)
+        assert await wait_status(a, run_id, 5) == "interrupted"
+        assert "lease had expired" in a.log()
+    finally:
         a.kill()
     follower.close()
     ws_a.close()

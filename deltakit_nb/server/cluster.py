@@ -392,6 +392,10 @@ class Cluster:
         for listener in self.thread_deleted_listeners:
             listener(thread_id)
 
+    def _lease_lost(self) -> None:
+        if self.registry is not None:
+            self.registry.interrupt_working()
+
     # The heartbeat thread.
 
     def _heartbeat(self) -> None:
@@ -406,10 +410,13 @@ class Cluster:
                 if not leases.heartbeat(self._beat, self.id, self.lease):
                     log.error(
                         "deltakit_nb: this server's lease had expired (cut off from the store "
-                        "for more than %.0f s): other servers may have ended its runs",
+                        "for more than %.0f s): the other servers have ended its runs; they "
+                        "end here too",
                         self.lease,
                     )
                     leases.register(self._beat, self.id, self.host, self.lease)
+                    if self.loop is not None:
+                        self.loop.call_soon_threadsafe(self._lease_lost)
                 swept = self._sweep()
                 if swept:
                     log.warning(

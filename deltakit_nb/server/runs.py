@@ -249,6 +249,8 @@ class RunRegistry:
         self._done_runs: OrderedDict[str, Run] = OrderedDict()
         self._live: dict[str, Run] = {}
         self._stopping = False
+        # Runs ended because this server lost its lease (the other servers ended them already).
+        self._lease_lost: set[str] = set()
         # Called with each run that starts in a thread (sockets that follow it); once per run,
         # never per event.
         self.thread_listeners: dict[str, set[Callable[[Run], None]]] = {}
@@ -509,6 +511,15 @@ class RunRegistry:
         run.requirements, run.paused_output = [], None
         self._finished(run, status)
 
+    def interrupt_working(self) -> int:
+        """End every run this server is working on as interrupted: it lost its lease (cut off
+        from a shared store for longer), so the other servers have ended them so already."""
+        working = [r for r in self._live.values() if r.task is not None and not r.task.done()]
+        for run in working:
+            self._lease_lost.add(run.id)
+            run.task.cancel()  # type: ignore[union-attr]
+        return len(working)
+
     async def shutdown(self) -> None:
         """Stop every live run (each ends as interrupted) and close the store."""
         self._stopping = True
@@ -539,7 +550,8 @@ class RunRegistry:
             if run.id in self._store_failed:
                 terminal = adapter.finish(RunStatus.FAILED, self._store_failed.pop(run.id))
             else:
-                status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+                lost = run.id in self._lease_lost
+                status = RunStatus.INTERRUPTED if self._stopping or lost else RunStatus.CANCELLED
                 terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
@@ -628,6 +640,7 @@ class RunRegistry:
             self.store.unfollow(run.id)
 
     def _finished(self, run: Run, status: RunStatus) -> None:
+        self._lease_lost.discard(run.id)
         run.status = status
         run.finished_at = time.time()
         run.log.close()
