@@ -83,6 +83,7 @@ bench: dev chromium postgres
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_browser.py
 	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_cross.py
 
 # Re-run the example notebooks and save the outputs nbval checks.
 notebooks: dev

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ..stores.base import MAX_BACKLOG
 from ..stores.postgres import is_postgres_url
 from .activity import ActivityReporter
 from .agents import DEFAULT_AGENTS, AgentCatalog, AgentError, disable_telemetry_by_default
+from .cluster import HEARTBEAT_SECONDS, LEASE_SECONDS, for_store
 from .kernel_runs import KernelHosts
 from .private import private_store
 from .runs import MAX_RUNS_IN_MEMORY, Retention, RunRegistry
@@ -110,6 +112,18 @@ class DeltakitApp(ExtensionApp):
         8 << 20,
         help="Tool images sent per run in total (raw bytes); images over it become placeholders.",
     ).tag(config=True)
+    lease_seconds = Float(
+        LEASE_SECONDS,
+        help="With a PostgreSQL store several servers share: how long a server's runs stay "
+        "its own without a heartbeat. A server killed mid-run has its runs ended "
+        "'interrupted' by another server within lease_seconds + heartbeat_seconds (at once "
+        "by its own next start on the same machine).",
+    ).tag(config=True)
+    heartbeat_seconds = Float(
+        HEARTBEAT_SECONDS,
+        help="With a PostgreSQL store: seconds between a server's lease renewals (and its "
+        "sweeps for the runs of servers that are gone); at most half of lease_seconds.",
+    ).tag(config=True)
     warm_up = Bool(
         True,
         help="Once the server listens, import agno and build the default agent in a background "
@@ -193,6 +207,7 @@ class DeltakitApp(ExtensionApp):
         store, history = self._open_store()
         if store is not None:
             store.max_backlog = self.store_max_backlog
+        cluster = None
         try:
             self.catalog = AgentCatalog(
                 self.agents,
@@ -209,6 +224,7 @@ class DeltakitApp(ExtensionApp):
                     "(c.DeltakitApp.default_agent chooses another)",
                     self.catalog.default,
                 )
+            cluster = for_store(store, self.lease_seconds, self.heartbeat_seconds)
             self.registry = RunRegistry(
                 self.catalog.build,
                 max_concurrent_runs=self.max_concurrent_runs,
@@ -217,12 +233,17 @@ class DeltakitApp(ExtensionApp):
                 retention=Retention(self.runs_per_thread, self.max_age_days * 86400),
                 max_runs_in_memory=self.max_runs_in_memory,
                 image_limits=ImageLimits(self.max_image_bytes, self.max_run_image_bytes),
+                cluster=cluster,
             )
-            self.cells = CellBindings(store)
+            self.cells = CellBindings(store, shared=cluster is not None)
+            if cluster is not None:
+                cluster.thread_deleted_listeners.append(self.cells.forget_thread)
             self.kernel_hosts = KernelHosts()
         except BaseException:
             if store is not None:
                 store.close()
+            if cluster is not None:
+                cluster.stop()
             raise
 
     def initialize_handlers(self) -> None:
@@ -241,6 +262,8 @@ class DeltakitApp(ExtensionApp):
         # Called once the event loop runs and the server listens: nothing here delays start-up.
         if getattr(self, "registry", None) is None:
             return  # the extension failed to load
+        if self.registry.cluster is not None:
+            self.registry.cluster.start(self.registry, asyncio.get_running_loop())
         self.activity = ActivityReporter(self.registry, serverapp.web_app.settings)
         self.activity.start()
         if self.warm_up:

@@ -107,6 +107,21 @@ class EventLog:
             texts.clear()
             self._wake()
 
+    def extend_encoded(self, first_id: int, texts: list[str]) -> int:
+        """Add events already encoded elsewhere (another server's run, read from the shared
+        store), `texts` holding ids first_id, first_id+1, ...: the ones this log has are
+        skipped. Return how many were added; -1 if they start past the end (a gap)."""
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        have = len(self._encoded)
+        if first_id > have:
+            return -1
+        new = texts[have - first_id :]
+        if new:
+            self._encoded.extend(new)
+            self._wake()
+        return len(new)
+
     def close(self) -> None:
         self.flush()
         self._closed = True

@@ -153,6 +153,15 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         active = registry.active_run(thread_id)
         if active is not None:
             self._thread_run(active)
+        elif registry.cluster is not None:  # maybe live on another server
+            self._thread_lookup = asyncio.create_task(self._tell_remote_active(thread_id))
+
+    _thread_lookup: asyncio.Task[None] | None = None
+
+    async def _tell_remote_active(self, thread_id: str) -> None:
+        active = await self.deltakit.registry.find_active(thread_id)
+        if active is not None and self._thread == thread_id:
+            self._thread_run(active)
 
     def _thread_run(self, run: Run) -> None:
         if self._starting:
@@ -210,8 +219,9 @@ class DeltakitAPIHandler(DeltakitMixin, APIHandler):
 class ActiveRunHandler(DeltakitAPIHandler):
     @web.authenticated
     @authorized("read", resource=AUTH_RESOURCE)
-    def get(self) -> None:
-        run = self.deltakit.registry.active_run(self.get_query_argument("threadId", None))
+    async def get(self) -> None:
+        registry = self.deltakit.registry
+        run = await registry.find_active(self.get_query_argument("threadId", None))
         if run is None:
             self.write_json({"run_id": None})
         else:
@@ -279,7 +289,7 @@ class ThreadHandler(DeltakitAPIHandler):
     @authorized("read", resource=AUTH_RESOURCE)
     async def get(self, thread_id: str) -> None:
         registry = self.deltakit.registry
-        active = registry.active_run(thread_id)
+        active = await registry.find_active(thread_id)
         runs = ",".join(_run_json(run) for run in await registry.thread(thread_id))
         head = json.dumps({"thread_id": thread_id, "active_run_id": active and active.id})
         self.write_json(head[:-1] + ',"runs":[' + runs + "]}")

@@ -22,6 +22,7 @@ from .eventlog import EventLog
 
 if TYPE_CHECKING:
     from .agents import Runnable
+    from .cluster import Cluster
 
 log = logging.getLogger("deltakit_nb")
 
@@ -232,8 +233,11 @@ class RunRegistry:
         retention: Retention | None = None,
         max_runs_in_memory: int = MAX_RUNS_IN_MEMORY,
         image_limits: ImageLimits | None = None,
+        cluster: Cluster | None = None,
     ):
         self.build_agent = build_agent
+        # Other servers on the same store (PostgreSQL): their runs, Stop, ownership.
+        self.cluster = cluster
         self.max_concurrent_runs = max_concurrent_runs
         self.cancel_grace = cancel_grace
         self.store = store
@@ -251,6 +255,8 @@ class RunRegistry:
         self._done_runs: OrderedDict[str, Run] = OrderedDict()
         self._live: dict[str, Run] = {}
         self._stopping = False
+        # Runs ended because this server lost its lease (the other servers ended them already).
+        self._lease_lost: set[str] = set()
         # Called with each run that starts in a thread (sockets that follow it); once per run,
         # never per event.
         self.thread_listeners: dict[str, set[Callable[[Run], None]]] = {}
@@ -265,7 +271,8 @@ class RunRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         if store is not None:
             store.on_backlog_full = self._store_full_soon
-            interrupted = store.recover_interrupted()
+            # On a shared store only the runs of servers that are gone; else every run left.
+            interrupted = cluster.recover() if cluster else store.recover_interrupted()
             if interrupted:
                 log.warning(
                     "deltakit_nb: %d run(s) were cut off by a server stop and are "
@@ -361,8 +368,11 @@ class RunRegistry:
         return self._runs.get(run_id)
 
     async def find(self, run_id: str) -> Run | None:
-        """A run of this process, or else one the store holds."""
+        """A run of this process, or else one the store holds (another server's live run
+        comes followed live)."""
         run = self._runs.get(run_id)
+        if run is None and self.cluster is not None:
+            return await self.cluster.find(run_id)
         if run is None and self.store is not None:
             stored = await asyncio.to_thread(self.store.load_run, run_id)
             run = Run.from_store(stored) if stored is not None else None
@@ -378,7 +388,16 @@ class RunRegistry:
         """Every run of a thread, oldest first: the store's and this process's."""
         mine = {r.id: r for r in self.runs(thread_id)}
         if self.store is not None:
+            if self.cluster is not None:
+                # Shared: another server may have deleted or pruned runs held here. The store
+                # lists every run once its queued row is in (the flush).
+                await asyncio.to_thread(self.store.flush)
             ids = await asyncio.to_thread(self.store.thread_run_ids, thread_id)
+            if self.cluster is not None:
+                listed = set(ids)
+                for run_id in [i for i, r in mine.items() if r.done and i not in listed]:
+                    self._drop(run_id)
+                    del mine[run_id]
             for run_id in ids:
                 if run_id not in mine and (run := await self.find(run_id)) is not None:
                     mine[run_id] = run
@@ -394,12 +413,32 @@ class RunRegistry:
         if self.store is not None:
             self.store.delete_thread(thread_id)
             await asyncio.to_thread(self.store.flush)
+        if self.cluster is not None:
+            await self.cluster.thread_deleted(thread_id)
         return len(runs)
+
+    def forget_thread(self, thread_id: str) -> None:
+        """Another server deleted the thread: drop its runs held here."""
+        for run in self.runs(thread_id):
+            self._drop(run.id)
 
     def active_run(self, thread_id: str | None = None) -> Run | None:
         """The newest run in progress (of one thread, when given)."""
         runs = self._live if thread_id is None else self._threads.get(thread_id, {})
         return next((r for r in reversed(runs.values()) if not r.done), None)
+
+    async def find_active(self, thread_id: str | None = None) -> Run | None:
+        """`active_run`, of every server on a shared store (the newest)."""
+        local = self.active_run(thread_id)
+        if self.cluster is None:
+            return local
+        for run_id in await self.cluster.live_run_ids(thread_id):  # newest first
+            run = await self.find(run_id)
+            if run is not None and not run.done:
+                if local is None or run.created_at > local.created_at:
+                    return run
+                break
+        return local
 
     def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
         """Continue a paused run with the user's decisions (protocol.parse_decisions shaped
@@ -411,6 +450,10 @@ class RunRegistry:
         if run.status is not RunStatus.PAUSED:
             raise DecisionError(
                 f"run {run.id} is not paused (its status is {run.status.value})", 409
+            )
+        if self.cluster is not None and self.cluster.is_remote(run):
+            raise DecisionError(
+                f"run {run.id} is paused on another server (its owner): decide it there", 409
             )
         if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
             raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
@@ -442,6 +485,8 @@ class RunRegistry:
         """Stop a run: agno's cooperative cancel first, the task after a grace period. A
         paused run has no task: it ends cancelled at once."""
         run = self._runs.get(run_id)
+        if run is None and self.cluster is not None:  # another server's: it stops it
+            return await self.cluster.cancel(run_id, 2 * self.cancel_grace + 1)
         if run is not None and run.status is RunStatus.PAUSED:
             self.end_paused(run, RunStatus.CANCELLED)
             if run.stop is not None:  # a kernel holds the paused run: let it go
@@ -472,6 +517,15 @@ class RunRegistry:
         run.requirements, run.paused_output = [], None
         self._finished(run, status)
 
+    def interrupt_working(self) -> int:
+        """End every run this server is working on as interrupted: it lost its lease (cut off
+        from a shared store for longer), so the other servers have ended them so already."""
+        working = [r for r in self._live.values() if r.task is not None and not r.task.done()]
+        for run in working:
+            self._lease_lost.add(run.id)
+            run.task.cancel()  # type: ignore[union-attr]
+        return len(working)
+
     async def shutdown(self) -> None:
         """Stop every live run (each ends as interrupted) and close the store."""
         self._stopping = True
@@ -482,11 +536,15 @@ class RunRegistry:
             await asyncio.wait(tasks, timeout=self.cancel_grace)
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.stop)
 
     async def _execute(self, run: Run, continuation: Continuation | None = None) -> None:
         """Run (or continue) `run` until it ends or pauses; every way out of it ends here."""
         adapter = AgnoAdapter(self.image_limits)
         run.status = RunStatus.RUNNING
+        if self.cluster is not None and self.store is not None:  # other servers show it
+            self.store.save_run(run.summary())
         try:
             if run.runner is not None:
                 terminal = await self._run_elsewhere(run, run.runner, continuation, adapter)
@@ -498,7 +556,8 @@ class RunRegistry:
             if run.id in self._store_failed:
                 terminal = adapter.finish(RunStatus.FAILED, self._store_failed.pop(run.id))
             else:
-                status = RunStatus.INTERRUPTED if self._stopping else RunStatus.CANCELLED
+                lost = run.id in self._lease_lost
+                status = RunStatus.INTERRUPTED if self._stopping or lost else RunStatus.CANCELLED
                 terminal = adapter.finish(status)
         except Exception as exc:
             log.warning("deltakit run %s failed: %s", run.id, exc, exc_info=True)
@@ -587,6 +646,7 @@ class RunRegistry:
             self.store.unfollow(run.id)
 
     def _finished(self, run: Run, status: RunStatus) -> None:
+        self._lease_lost.discard(run.id)
         run.status = status
         run.finished_at = time.time()
         run.log.close()

@@ -30,7 +30,7 @@ class CellHandler(DeltakitAPIHandler):
 
     @web.authenticated
     @authorized("write", resource=AUTH_RESOURCE)
-    def put(self, key: str) -> None:
+    async def put(self, key: str) -> None:
         key = _valid_id(key, "key")
         try:
             body = json.loads(self.request.body or b"null")
@@ -38,7 +38,7 @@ class CellHandler(DeltakitAPIHandler):
             raise web.HTTPError(400, "body is not valid JSON") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, 'body must be a JSON object: {"thread_id": "..."}')
-        self.deltakit.cells.bind(key, _valid_id(body.get("thread_id"), "thread_id"))
+        await self.deltakit.cells.bind(key, _valid_id(body.get("thread_id"), "thread_id"))
         self.write_json({"status": "ok"})
 
 

@@ -19,11 +19,16 @@ class CellBindings:
     the store when there is one. Memory is written through, so a read right after a write sees
     it before the store's writer thread has committed it."""
 
-    def __init__(self, store: Store | None):
+    def __init__(self, store: Store | None, shared: bool = False):
         self.store = store
+        # A store other servers write too (PostgreSQL): what memory holds may be stale, so a
+        # read goes to the store, and a binding is committed before it is acknowledged.
+        self.shared = shared
         self._bound: dict[str, str] = {}
 
     async def get(self, key: str) -> str | None:
+        if self.shared:
+            self._bound.pop(key, None)
         thread_id = self._bound.get(key)
         if thread_id is None and self.store is not None:
             thread_id = await asyncio.to_thread(self.store.cell_thread, key)
@@ -31,10 +36,12 @@ class CellBindings:
                 self._bound[key] = thread_id
         return thread_id
 
-    def bind(self, key: str, thread_id: str) -> None:
+    async def bind(self, key: str, thread_id: str) -> None:
         self._bound[key] = thread_id
         if self.store is not None:
             self.store.bind_cell(key, thread_id)
+            if self.shared:  # the other servers read it once this returns
+                await asyncio.to_thread(self.store.flush)
 
     def forget_thread(self, thread_id: str) -> None:
         """Drop the bindings to a deleted thread (the store drops its own with the thread)."""

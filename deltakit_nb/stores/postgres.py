@@ -292,10 +292,20 @@ class PostgresStore(Store):
         for run_id, _, last, _ in events:
             newest[run_id] = last
 
+    # Set by the cross-server side (server/cluster.py): the two writer hooks below call them.
+    on_commit: Callable[[psycopg.Cursor[Any], dict[str, int]], None] | None = None
+    on_committed: Callable[[dict[str, int]], None] | None = None
+
     def _before_commit(self, cur: psycopg.Cursor[Any], newest: dict[str, int]) -> None:
         """Called inside the writer's transaction that wrote events, with the newest event id
         written per run; a NOTIFY sent here is delivered exactly when the batch is committed
-        (and never if it is not). Nothing here: cross-server following adds it."""
+        (and never if it is not)."""
+        if self.on_commit is not None:
+            self.on_commit(cur, newest)
+
+    def batches_committed(self, newest: dict[str, int]) -> None:
+        if self.on_committed is not None:
+            self.on_committed(newest)
 
     def _prune(
         self, cur: psycopg.Cursor[Any], keep_per_thread: int, max_age: float, thread_id: str | None
