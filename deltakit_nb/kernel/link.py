@@ -134,6 +134,8 @@ class KernelLink:
             try:
                 request = HTTPRequest(url, headers=headers, connect_timeout=CONNECT_TIMEOUT)
                 self._ws = await websocket_connect(request, max_message_size=16 << 20)
+                # Its runs' events go up this socket as many small frames: no Nagle delay.
+                self._ws.protocol.set_nodelay(True)
                 self._send({"op": "hello", "host": self.host})
                 while (raw := await self._ws.read_message()) is not None:
                     self._on_frame(json.loads(raw))

@@ -64,6 +64,13 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
     def get_compression_options(self) -> dict[str, Any] | None:
         return None
 
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        # Tornado leaves Nagle's algorithm on: a small frame written while the previous one is
+        # not yet acknowledged waits for that ACK, up to the peer's delayed-ACK time (40 ms
+        # on Linux): a stream's last frames, `done` among them, could arrive that late.
+        self.set_nodelay(True)
+
     async def on_message(self, message: str | bytes) -> None:
         limit = self.deltakit.max_frame_bytes
         size = len(message)

@@ -90,6 +90,10 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
     def get_compression_options(self) -> dict[str, Any] | None:
         return None
 
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self.set_nodelay(True)  # as RunSocket: no Nagle delay on a stream of small frames
+
     @property
     def max_message_size(self) -> int:
         return MAX_KERNEL_FRAME
