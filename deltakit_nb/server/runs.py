@@ -374,6 +374,9 @@ class RunRegistry:
         if run is None and self.cluster is not None:
             return await self.cluster.find(run_id)
         if run is None and self.store is not None:
+            # What this server queued (a run's end, a prune that dropped the run) goes first:
+            # a client that saw `done` may ask at once, before the writer's next batch.
+            await asyncio.to_thread(self.store.flush)
             stored = await asyncio.to_thread(self.store.load_run, run_id)
             run = Run.from_store(stored) if stored is not None else None
         return run
@@ -388,10 +391,10 @@ class RunRegistry:
         """Every run of a thread, oldest first: the store's and this process's."""
         mine = {r.id: r for r in self.runs(thread_id)}
         if self.store is not None:
-            if self.cluster is not None:
-                # Shared: another server may have deleted or pruned runs held here. The store
-                # lists every run once its queued row is in (the flush).
-                await asyncio.to_thread(self.store.flush)
+            # The store lists every run once this server's queued rows and prunes are in (a
+            # client that saw a run's `done` may ask at once); shared, another server may
+            # also have deleted or pruned runs held here.
+            await asyncio.to_thread(self.store.flush)
             ids = await asyncio.to_thread(self.store.thread_run_ids, thread_id)
             if self.cluster is not None:
                 listed = set(ids)
