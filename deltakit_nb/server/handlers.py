@@ -43,7 +43,21 @@ def _run_json(run: Run, **extra: Any) -> str:
     return head[:-1] + ',"events":[' + ",".join(run.log.encoded()) + "]}"
 
 
-class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
+class StreamSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
+    """A socket that carries a stream of small frames: the run socket, the kernel channel."""
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return None
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        # Tornado leaves Nagle's algorithm on: a small frame written while the previous one is
+        # not yet acknowledged waits for that ACK, up to the peer's delayed-ACK time (40 ms
+        # on Linux): a stream's last frames, `done` among them, could arrive that late.
+        self.set_nodelay(True)
+
+
+class RunSocket(StreamSocket):
     """Start and resume runs; each socket follows one run at a time, and may also follow a
     thread (it is told when a run starts there)."""
 
@@ -60,16 +74,6 @@ class RunSocket(DeltakitMixin, WebSocketMixin, JupyterHandler, websocket.WebSock
         res = super().get(*args, **kwargs)
         if res is not None:
             await res
-
-    def get_compression_options(self) -> dict[str, Any] | None:
-        return None
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        super().open(*args, **kwargs)
-        # Tornado leaves Nagle's algorithm on: a small frame written while the previous one is
-        # not yet acknowledged waits for that ACK, up to the peer's delayed-ACK time (40 ms
-        # on Linux): a stream's last frames, `done` among them, could arrive that late.
-        self.set_nodelay(True)
 
     async def on_message(self, message: str | bytes) -> None:
         limit = self.deltakit.max_frame_bytes

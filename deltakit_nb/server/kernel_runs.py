@@ -18,20 +18,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 
 from .. import hitl
 from ..kernel_wire import END_STATUSES, KERNEL_PATH, PUBLISHABLE, split_agent_name
 from ..protocol import FrameError, RunStatus, check_id
 from .agents import AgentError
+from .handlers import StreamSocket
 
 if TYPE_CHECKING:
-    from .handlers import DeltakitMixin as _Mixin
     from .runs import Continuation, Run, RunRegistry
-else:
-    from .handlers import DeltakitMixin as _Mixin
 
 log = logging.getLogger("deltakit_nb")
 
@@ -73,7 +69,7 @@ class KernelHosts:
         return sock.start_run(registry, message, thread_id, agent, key)
 
 
-class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHandler):
+class KernelSocket(StreamSocket):
     host: str | None = None
     runs: dict[str, KernelRun]
 
@@ -86,13 +82,6 @@ class KernelSocket(_Mixin, WebSocketMixin, JupyterHandler, websocket.WebSocketHa
         res = super().get(*args, **kwargs)
         if res is not None:
             await res
-
-    def get_compression_options(self) -> dict[str, Any] | None:
-        return None
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        super().open(*args, **kwargs)
-        self.set_nodelay(True)  # as RunSocket: no Nagle delay on a stream of small frames
 
     @property
     def max_message_size(self) -> int:
