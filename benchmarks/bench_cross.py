@@ -41,48 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
-from jupyterproc import TOKEN, JupyterProcess
+from bench_load import connect, cpu_seconds, read_timed
+from jupyterproc import JupyterProcess
 from pgserver import PostgresServer
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 TIMEOUT = 120.0
 SKIP = 100  # events of B's catch-up, left out of the latency figures
 Event = dict[str, Any]
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def store_args(url: str) -> list[str]:
     return [f"--DeltakitApp.store_url={url}", "--DeltakitApp.max_subscriptions_per_minute=0"]
-
-
-async def connect(server: JupyterProcess) -> WebSocketClientConnection:
-    request = HTTPRequest(server.ws_url, headers={"Authorization": f"token {TOKEN}"})
-    return await websocket_connect(request, max_message_size=1 << 30)
-
-
-async def read_timed(ws: WebSocketClientConnection) -> tuple[list[Event], dict[int, float]]:
-    """Every event to the terminal one, and when each arrived (its frame's arrival)."""
-    events: list[Event] = []
-    arrived: dict[int, float] = {}
-    while not events or events[-1]["type"] not in ("done", "error"):
-        raw = await asyncio.wait_for(ws.read_message(), TIMEOUT)
-        now = time.perf_counter()
-        if raw is None:
-            raise RuntimeError(f"socket closed after {len(events)} events")
-        data = json.loads(raw)
-        batch = data if isinstance(data, list) else [data]
-        if any("eventId" not in e for e in batch):
-            raise RuntimeError(f"error frame: {batch}")
-        for event in batch:
-            arrived[event["eventId"]] = now
-        events.extend(batch)
-    ws.close()
-    return events, arrived
 
 
 async def latency_once(owner: JupyterProcess, reader: JupyterProcess, message: str) -> list[float]:

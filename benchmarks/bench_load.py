@@ -66,19 +66,28 @@ async def connect(server: JupyterProcess) -> WebSocketClientConnection:
     return await websocket_connect(request, max_message_size=1 << 30)
 
 
-async def read_to_end(ws: WebSocketClientConnection) -> list[Event]:
+async def read_timed(ws: WebSocketClientConnection) -> tuple[list[Event], dict[int, float]]:
+    """Every event to the terminal one, and when each arrived (its frame's arrival)."""
     events: list[Event] = []
+    arrived: dict[int, float] = {}
     while not events or events[-1]["type"] not in ("done", "error"):
         raw = await asyncio.wait_for(ws.read_message(), TIMEOUT)
+        now = time.perf_counter()
         if raw is None:
             raise RuntimeError(f"socket closed after {len(events)} events")
         data = json.loads(raw)
         batch = data if isinstance(data, list) else [data]
         if any("eventId" not in e for e in batch):
             raise RuntimeError(f"error frame: {batch}")
+        for event in batch:
+            arrived[event["eventId"]] = now
         events.extend(batch)
     ws.close()
-    return events
+    return events, arrived
+
+
+async def read_to_end(ws: WebSocketClientConnection) -> list[Event]:
+    return (await read_timed(ws))[0]
 
 
 async def one_run(server: JupyterProcess, message: str, readers: int) -> dict[str, Any]:
