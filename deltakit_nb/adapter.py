@@ -151,29 +151,9 @@ class AgnoAdapter:
             text = getattr(event, "reasoning_content", None)
             return [protocol.reasoning(text)] if text else []
         if kind == "ToolCallStarted" and event.tool is not None:
-            tool = event.tool
-            self._delegation_started(tool)
-            return [
-                protocol.tool_call(
-                    tool.tool_name or "",
-                    _arguments(tool.tool_args),
-                    tool.tool_call_id,
-                    self.clock(),
-                )
-            ]
+            return [self._tool_call(event.tool)]
         if kind == "ToolCallCompleted" and event.tool is not None:
-            tool = event.tool
-            self._delegations.pop(tool.tool_call_id, None)
-            return [
-                protocol.tool_result(
-                    tool.tool_call_id,
-                    tool.tool_name or "",
-                    _text(tool.result),
-                    bool(tool.tool_call_error),
-                    self.clock(),
-                    self.images.new_images(getattr(event, "images", None)),
-                )
-            ]
+            return [self._tool_result(event)]
         if kind == "RunPaused":
             from .hitl import requirement_json
 
@@ -214,6 +194,24 @@ class AgnoAdapter:
                 entry = (member, requirement.get("parent_call_id"))
                 self._members[member["run_id"]] = entry
                 self.member_tails[member["run_id"]] = protocol.member_text_tail(member["run_id"])
+
+    def _tool_call(self, tool: Any) -> Event:
+        self._delegation_started(tool)
+        return protocol.tool_call(
+            tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id, self.clock()
+        )
+
+    def _tool_result(self, event: Any) -> Event:
+        tool = event.tool
+        self._delegations.pop(tool.tool_call_id, None)
+        return protocol.tool_result(
+            tool.tool_call_id,
+            tool.tool_name or "",
+            _text(tool.result),
+            bool(tool.tool_call_error),
+            self.clock(),
+            self.images.new_images(getattr(event, "images", None)),
+        )
 
     def _delegation_started(self, tool: Any) -> None:
         if tool.tool_name in DELEGATE_TOOLS:
@@ -267,24 +265,10 @@ class AgnoAdapter:
             if text:
                 out.append(protocol.nested(protocol.reasoning(text), member, step))
         elif kind == "ToolCallStarted" and event.tool is not None:
-            tool = event.tool
-            self._delegation_started(tool)  # a member team's own delegations
-            call = protocol.tool_call(
-                tool.tool_name or "", _arguments(tool.tool_args), tool.tool_call_id, self.clock()
-            )
-            out.append(protocol.nested(call, member, step))
+            # (a member team's own delegations are noted as the leader's are)
+            out.append(protocol.nested(self._tool_call(event.tool), member, step))
         elif kind == "ToolCallCompleted" and event.tool is not None:
-            tool = event.tool
-            self._delegations.pop(tool.tool_call_id, None)
-            result = protocol.tool_result(
-                tool.tool_call_id,
-                tool.tool_name or "",
-                _text(tool.result),
-                bool(tool.tool_call_error),
-                self.clock(),
-                self.images.new_images(getattr(event, "images", None)),
-            )
-            out.append(protocol.nested(result, member, step))
+            out.append(protocol.nested(self._tool_result(event), member, step))
         elif kind in _MEMBER_ENDS and member is not None:
             status = _MEMBER_ENDS[kind]
             self._ended.add(run_id)
