@@ -8,7 +8,7 @@ import urllib.error
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Locator
 
 from .browserkit import ARTIFACTS, Session, open_session
 from .labproc import LabProcess, running_lab
@@ -43,6 +43,20 @@ def test_widget_explains_a_disabled_extension(bare_session: Session) -> None:
     error.screenshot(path=str(ARTIFACTS / "widget-not-enabled.png"))
 
 
+def load_error(session: Session, notebook: str) -> Locator:
+    """The widget's notice for an extension whose set-up failed, once shown (after checking that
+    the API answers 503)."""
+    with pytest.raises(urllib.error.HTTPError) as err:
+        session.lab.get("deltakit/agents")
+    assert err.value.code == 503
+    session.lab.write_notebook(notebook, "from deltakit_nb import ChatWidget\nChatWidget()")
+    session.open_lab(notebook)
+    session.run_cell(0)
+    shown = session.page.locator(".dk-notice, .dk-load-error").filter(has_text="failed to load")
+    shown.wait_for()
+    return shown
+
+
 @pytest.fixture(scope="module")
 def failed_lab() -> Iterator[LabProcess]:
     with running_lab(extra_args=["--DeltakitApp.default_agent=nope"]) as proc:
@@ -57,15 +71,8 @@ def failed_session(browser: Browser, failed_lab: LabProcess) -> Iterator[Session
 def test_widget_explains_an_extension_that_failed_to_load(failed_session: Session) -> None:
     """Enabled but its set-up failed: the widget names the reason and the server log, and does
     not tell the user to enable what is enabled."""
-    session, lab = failed_session, failed_session.lab
-    with pytest.raises(urllib.error.HTTPError) as err:
-        lab.get("deltakit/agents")
-    assert err.value.code == 503
-    lab.write_notebook("failed.ipynb", "from deltakit_nb import ChatWidget\nChatWidget()")
-    session.open_lab("failed.ipynb")
-    session.run_cell(0)
-    shown = session.page.locator(".dk-notice, .dk-load-error").filter(has_text="failed to load")
-    shown.wait_for()
+    session = failed_session
+    shown = load_error(session, "failed.ipynb")
     assert shown.get_attribute("role") == "alert"
     message = shown.inner_text()
     assert "deltakit_nb failed to load: default_agent 'nope' names no agent" in message
@@ -93,16 +100,7 @@ def no_postgres_session(browser: Browser, no_postgres_lab: LabProcess) -> Iterat
 def test_widget_explains_a_postgres_store_out_of_reach(no_postgres_session: Session) -> None:
     """store_url names a PostgreSQL server that cannot be reached: no fallback to memory; the
     widget says why (without the password)."""
-    session, lab = no_postgres_session, no_postgres_session.lab
-    with pytest.raises(urllib.error.HTTPError) as err:
-        lab.get("deltakit/agents")
-    assert err.value.code == 503
-    lab.write_notebook("nopg.ipynb", "from deltakit_nb import ChatWidget\nChatWidget()")
-    session.open_lab("nopg.ipynb")
-    session.run_cell(0)
-    shown = session.page.locator(".dk-notice, .dk-load-error").filter(has_text="failed to load")
-    shown.wait_for()
-    message = shown.inner_text()
+    message = load_error(no_postgres_session, "nopg.ipynb").inner_text()
     assert "StoreError: PostgreSQL at postgresql://deltakit:***@127.0.0.1:" in message
     assert "s3cret" not in message
     assert "See the Jupyter server log." in message
