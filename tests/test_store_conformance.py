@@ -269,6 +269,41 @@ def test_postgres_schema_version_table(pg_url: str) -> None:
         PostgresStore(pg_url)
 
 
+def test_postgres_batch_bodies_are_compressed_with_lz4(pg_url: str) -> None:
+    """Large bodies are compressed with lz4 (not pglz) where the server has it, on a new
+    database and on one made before (the setting is put on at the next start)."""
+    import psycopg
+
+    lz4 = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    body = (
+        "SELECT attcompression FROM pg_attribute "
+        "WHERE attrelid = 'deltakit.event_batches'::regclass AND attname = 'body'"
+    )
+    PostgresStore(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if not conn.execute(lz4).fetchone()[0]:  # type: ignore[index]
+            pytest.skip("this PostgreSQL has no lz4")
+        assert conn.execute(body).fetchone() == ("l",)
+        conn.execute("ALTER TABLE deltakit.event_batches ALTER COLUMN body SET COMPRESSION pglz")
+    store = PostgresStore(pg_url)
+    try:
+        run = live_run(store, "r")
+        for i in range(2000):
+            run.log.append_text(f"chunk {i} ")
+        finish(store, run)
+        store.flush()
+        assert store.load_run("r").events == run.log.encoded()  # type: ignore[union-attr]
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(body).fetchone() == ("l",)
+        method = conn.execute(
+            "SELECT pg_column_compression(body) FROM deltakit.event_batches "
+            "WHERE length(body) > 8000"
+        ).fetchall()
+        assert method and {m for (m,) in method} == {"lz4"}
+
+
 def test_an_unreachable_postgres_raises_with_the_reason() -> None:
     from pgserver import free_port
 

@@ -212,6 +212,25 @@ class PostgresStore(Store):
                     f"schema version {version}, expected {SCHEMA_VERSION} (a newer "
                     "deltakit_nb wrote this database)"
                 )
+            PostgresStore._compress_with_lz4(conn)
+
+    @staticmethod
+    def _compress_with_lz4(conn: psycopg.Connection[Any]) -> None:
+        """Batch bodies over ~2 KB are compressed by PostgreSQL (TOAST), with pglz unless told
+        otherwise: lz4 does it at about half the server's CPU per streamed run (a live run's
+        batches are written while it streams, on the same machine as often as not). Only where
+        the server has lz4 (PostgreSQL 14+, built with it); existing rows stay as they are."""
+        row = conn.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).fetchone()
+        if not (row and row[0]):
+            return
+        row = conn.execute(
+            "SELECT attcompression FROM pg_attribute "
+            f"WHERE attrelid = '{S}.event_batches'::regclass AND attname = 'body'"
+        ).fetchone()
+        if row and row[0] != "l":
+            conn.execute(f"ALTER TABLE {S}.event_batches ALTER COLUMN body SET COMPRESSION lz4")
 
     def schema_version(self) -> int:
         row = self._reading(
