@@ -344,35 +344,117 @@ async def test_owner_restarted_alone_ends_its_old_runs_at_start(pg_url: str) -> 
         a.stop()
 
 
-async def test_a_run_paused_on_a_is_followed_and_stopped_from_b(
+CONFIRM = 'tool confirm_action {"action": "ship it"}'
+
+
+async def pause(server: JupyterProcess, thread: str) -> tuple[WebSocketClientConnection, Any]:
+    """A run started on `server` that waits for a decision: (its socket, its events)."""
+    ws = await connect(server)
+    await send(ws, {"message": CONFIRM, "threadId": thread})
+    paused: list[dict[str, Any]] = []
+    while not paused or paused[-1]["type"] != "run_paused":
+        paused += await recv(ws, 30)  # the first run of a fresh server builds its agent
+    return ws, paused
+
+
+def post_decision(server: JupyterProcess, run_id: str, requirement: str) -> tuple[int, bytes]:
+    """POST runs/{id}/continue approving `requirement`: (HTTP status, body)."""
+    req = urllib.request.Request(
+        f"{server.base}/deltakit/runs/{run_id}/continue",
+        data=json.dumps({"decisions": [{"id": requirement, "approve": True}]}).encode(),
+        method="POST",
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=20) as response:
+            return response.status, bytes(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+async def test_a_run_paused_on_a_is_stopped_from_b(
     two: tuple[JupyterProcess, JupyterProcess],
 ) -> None:
     a, b = two
-    ws_a = await connect(a)
-    await send(ws_a, {"message": 'tool confirm_action {"action": "ship it"}', "threadId": "t-ask"})
-    paused: list[dict[str, Any]] = []
-    while not paused or paused[-1]["type"] != "run_paused":
-        paused += await recv(ws_a, 30)  # the first run of a fresh server builds its agent
+    ws_a, paused = await pause(a, "t-ask")
     run_id = paused[0]["runId"]
     follower = await resume(b, run_id, -1)
     assert await recv_n(follower, len(paused)) == paused
     assert (await get(b, "/deltakit/active-run?threadId=t-ask"))["run_id"] == run_id
-    # A decision is the owner's to take; B says where.
-    req = urllib.request.Request(
-        f"{b.base}/deltakit/runs/{run_id}/continue",
-        data=json.dumps({"decisions": [{"id": paused[-1]["requirements"][0]["id"]}]}).encode(),
-        method="POST",
-        headers={"Authorization": f"token {TOKEN}"},
-    )
-    with pytest.raises(urllib.error.HTTPError) as err:
-        await asyncio.to_thread(urllib.request.urlopen, req, timeout=10)
-    assert err.value.code == 409 and b"paused on another server" in err.value.read()
     raw(b, f"/deltakit/jobs/{run_id}/cancel", "POST")
     end = await recv_until_terminal(follower)
     assert end[-1]["type"] == "done" and end[-1]["status"] == "cancelled"
     assert await recv_until_terminal(ws_a) == end
+    for server in (a, b):
+        assert await wait_status(server, run_id, 10) == "cancelled"
     for ws in (ws_a, follower):
         ws.close()
+
+
+async def test_a_run_paused_on_a_is_decided_on_b_and_followed_on_a(
+    two: tuple[JupyterProcess, JupyterProcess],
+) -> None:
+    """B takes the decision (and the run: agno's paused run is in the shared history db);
+    A's socket sees the run go on to its end, the same events as B's."""
+    a, b = two
+    ws_a, paused = await pause(a, "t-ask-b")
+    run_id, requirement = paused[0]["runId"], paused[-1]["requirements"][0]["id"]
+    follower = await resume(b, run_id, -1)
+    assert await recv_n(follower, len(paused)) == paused
+    status, body = await asyncio.to_thread(post_decision, b, run_id, requirement)
+    assert status == 200, body
+    on_b = await recv_until_terminal(follower)
+    assert on_b[0]["type"] == "run_resumed" and on_b[-1]["status"] == "completed"
+    assert any(e["type"] == "tool_result" and "ship it" in e["output"] for e in on_b)
+    assert await recv_until_terminal(ws_a) == on_b
+    for server in (a, b):
+        assert await wait_status(server, run_id, 10) == "completed"
+        stored = await get(server, f"/deltakit/runs/{run_id}")
+        assert [e["type"] for e in stored["events"]].count("run_resumed") == 1
+    for ws in (ws_a, follower):
+        ws.close()
+
+
+async def test_two_servers_holding_a_paused_run_one_decision_wins(pg_url: str) -> None:
+    """A paused run whose server is gone is held by both servers that start after it; two
+    decisions sent to them at once: one continues the run, the other is refused (409) and its
+    server follows the run the first one continues. One run_resumed, one end, on both."""
+    first = JupyterProcess(None, *pg_args(pg_url))
+    first.start()
+    try:
+        ws, paused = await pause(first, "t-race")
+        ws.close()
+    finally:
+        first.stop()
+    run_id, requirement = paused[0]["runId"], paused[-1]["requirements"][0]["id"]
+    a = JupyterProcess(None, *pg_args(pg_url))
+    b = JupyterProcess(None, *pg_args(pg_url))
+    a.start()
+    try:
+        b.start()
+        try:
+            sockets = [await resume(server, run_id, len(paused) - 1) for server in (a, b)]
+            answers = await asyncio.gather(
+                *(asyncio.to_thread(post_decision, s, run_id, requirement) for s in (a, b))
+            )
+            assert sorted(status for status, _ in answers) == [200, 409], answers
+            refused = next(body for status, body in answers if status == 409)
+            assert b"on another server first" in refused or b"being decided" in refused
+            ends = [await recv_until_terminal(ws) for ws in sockets]
+            assert ends[0] == ends[1]
+            assert [e["type"] for e in ends[0]].count("run_resumed") == 1
+            assert ends[0][-1]["status"] == "completed"
+            for server in (a, b):
+                stored = await get(server, f"/deltakit/runs/{run_id}")
+                assert stored["status"] == "completed"
+                assert_gap_free(stored["events"], run_id)
+                assert stored["events"][len(paused) :] == ends[0]
+            for ws in sockets:
+                ws.close()
+        finally:
+            stop(b)
+    finally:
+        stop(a)
 
 
 async def test_postgres_restart_mid_run_the_follower_on_b_gets_every_event(

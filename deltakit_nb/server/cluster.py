@@ -178,6 +178,49 @@ class Cluster:
         """Whether `run` is another server's, followed here."""
         return self._remote.get(run.id) is run
 
+    # Paused runs: a decision (or a Stop) is taken by the server that claims the run first.
+
+    def paused_run_ids(self) -> list[str]:
+        """(Blocking, at start.) The paused runs to hold here: those no other live server
+        holds (its own paused runs stay its; from here they are followed)."""
+        return list(self._locked(leases.paused_run_ids, self.id))
+
+    async def claim_paused(self, run: Run, status: RunStatus) -> bool:
+        """Take `run` out of `paused` for this server (to `status`); False if another server
+        has taken it (decided or stopped it) first."""
+        return bool(
+            await asyncio.to_thread(
+                self._locked, leases.claim_paused, run.id, self.id, status.value
+            )
+        )
+
+    async def take(self, run: Run) -> None:
+        """A remote run this server claimed is its own now: stop following it."""
+        self._remote.pop(run.id, None)
+
+        def untail() -> None:
+            with self._lock:
+                tail = self._tails.get(run.id)
+                if tail is not None and tail.run is run:
+                    del self._tails[run.id]
+
+        await asyncio.to_thread(untail)
+
+    def follow(self, run: Run) -> None:
+        """(Loop.) Follow a run held here that another server has taken over (it decided or
+        stopped it): its log goes on with what that server writes."""
+        self._remote[run.id] = run
+        known = len(run.log) - 1
+        last = run.log.encoded()[-1] if known >= 0 else ""
+
+        def tail() -> None:
+            with self._lock:
+                entry = self._tails[run.id] = _Tail(run=run, known=known, last=last)
+                entry.ready.set()
+                self._fetch(run.id, entry)  # what it wrote before this tail existed
+
+        self._spawn(asyncio.to_thread(tail))
+
     async def cancel(self, run_id: str, wait: float) -> bool:
         """Stop a run another server runs: ask its owner, and wait (at most `wait` seconds)
         until its end has arrived here."""
@@ -282,7 +325,7 @@ class Cluster:
     def _deliver(self, run: Run, first: int, texts: list[str], new: RunStatus) -> None:
         """(Loop.) Append another server's events to the remote run's log, and give it the
         status its row has; a run that ended (or is gone: interrupted) is done with here."""
-        if run.log.closed:
+        if run.log.closed or self._remote.get(run.id) is not run:  # taken by this server
             return
         if texts and run.log.extend_encoded(first, texts) < 0:
             log.error("deltakit_nb: run %s: events from %d arrive after a gap", run.id, first)
@@ -340,6 +383,8 @@ class Cluster:
                         run_id, _, thread_id = run_id.partition(" ")
                         if head == RunStatus.PENDING.value:
                             loop.call_soon_threadsafe(self._run_started, run_id, thread_id)
+                        elif head != RunStatus.PAUSED.value:  # maybe a paused run held here
+                            loop.call_soon_threadsafe(self._left_paused, run_id)
                     tail = self._tails.get(run_id)
                     if tail is None:
                         continue
@@ -377,6 +422,10 @@ class Cluster:
         if run is not None and not run.done:
             for listener in list(registry.thread_listeners.get(thread_id, ())):
                 listener(run)
+
+    def _left_paused(self, run_id: str) -> None:
+        if self.registry is not None:
+            self.registry.taken_elsewhere(run_id)
 
     def _cancel_requested(self, run_id: str) -> None:
         registry = self.registry

@@ -96,7 +96,7 @@ class RunSocket(StreamSocket):
             try:
                 if run is None:
                     raise DecisionError(f"Run not found: {frame.run_id}", 404)
-                self.deltakit.registry.decide(run, frame.decisions)
+                await self.deltakit.registry.decide(run, frame.decisions)
             except DecisionError as exc:
                 self._send_error(str(exc))
             return
@@ -278,7 +278,7 @@ class ContinueHandler(DeltakitAPIHandler):
             return
         try:
             decisions = protocol.parse_decisions(body.get("decisions"))
-            self.deltakit.registry.decide(run, decisions)
+            await self.deltakit.registry.decide(run, decisions)
         except DecisionError as exc:
             self.write_json({"message": str(exc)}, exc.status)
             return

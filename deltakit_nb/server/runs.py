@@ -177,6 +177,9 @@ class Run:
     stop: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     # The agno Agent, Team or Workflow of the current task (its cancel stops the run).
     runnable: Any = field(default=None, repr=False)
+    # While this server claims the paused run in the shared store (a decision or a Stop):
+    # done with whether it won.
+    claiming: asyncio.Future[bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.id)
@@ -202,6 +205,11 @@ class Run:
     @property
     def done(self) -> bool:
         return self.status.finished
+
+    @property
+    def in_kernel(self) -> bool:
+        """A notebook kernel's run: only the server its kernel is linked to can go on."""
+        return self.agent.startswith(KERNEL_AGENT)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -286,12 +294,13 @@ class RunRegistry:
         """Hold the runs a decision may continue (paused before the restart) in memory, so
         every socket and request deals with one Run (one log) of each."""
         store.flush()  # the age retention above goes first
-        for run_id in store.paused_run_ids():
+        paused = self.cluster.paused_run_ids() if self.cluster else store.paused_run_ids()
+        for run_id in paused:
             stored = store.load_run(run_id)
             if stored is not None:
                 run = Run.from_store(stored)
                 self._hold(run)
-                if run.agent.startswith(KERNEL_AGENT):  # its kernel's link went with the server
+                if run.in_kernel:  # its kernel's link went with the server
                     self.end_paused(run, RunStatus.INTERRUPTED)
         if self._live:
             log.info("deltakit_nb: %d paused run(s) wait for a decision", len(self._live))
@@ -443,22 +452,25 @@ class RunRegistry:
                 break
         return local
 
-    def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
+    async def decide(self, run: Run, decisions: tuple[dict[str, Any], ...]) -> None:
         """Continue a paused run with the user's decisions (protocol.parse_decisions shaped
         them), in the same log; or DecisionError, and the run stays paused and unchanged.
 
-        Everything up to the run leaving `paused` happens before any await, so of two
-        decisions (or a decision and a Stop) racing, the first wins and the second finds the
-        run no longer paused."""
-        if run.status is not RunStatus.PAUSED:
+        Of two decisions (or a decision and a Stop) racing, the first wins and the second
+        finds the run no longer paused: here, everything up to the run leaving `paused`
+        happens before any await but the claim; on a shared store, the claim (one row
+        update) decides between the servers, and the run is continued by the one that won,
+        whichever server paused it (a kernel's run excepted: its kernel is on that server)."""
+        if run.status is not RunStatus.PAUSED or run.claiming is not None:
+            status = "being decided" if run.status is RunStatus.PAUSED else run.status.value
+            raise DecisionError(f"run {run.id} is not paused (its status is {status})", 409)
+        remote = self.cluster is not None and self.cluster.is_remote(run)
+        if remote and run.in_kernel:
             raise DecisionError(
-                f"run {run.id} is not paused (its status is {run.status.value})", 409
+                f"run {run.id} is paused in a notebook kernel of another server: decide it there",
+                409,
             )
-        if self.cluster is not None and self.cluster.is_remote(run):
-            raise DecisionError(
-                f"run {run.id} is paused on another server (its owner): decide it there", 409
-            )
-        if self._runs.get(run.id) is not run:  # a stored copy, dropped from memory by age
+        if not remote and self._runs.get(run.id) is not run:  # dropped from memory by age
             raise DecisionError(f"run {run.id} has expired (max_age_days)", 409)
         try:
             checked = hitl.check_decisions(run.requirements, decisions)
@@ -467,6 +479,8 @@ class RunRegistry:
             raise DecisionError(str(exc)) from None
         except RunLimitError as exc:
             raise DecisionError(str(exc), 429) from None
+        if not await self._claim(run, RunStatus.RUNNING):
+            raise DecisionError(f"run {run.id} was decided or stopped on another server first", 409)
         open_requirements, run.requirements = run.requirements, []
         run.status = RunStatus.RUNNING
         if self.store is not None:
@@ -484,13 +498,58 @@ class RunRegistry:
             self._execute(run, (open_requirements, checked)), name=f"deltakit-run-{run.id}"
         )
 
+    async def _claim(self, run: Run, status: RunStatus) -> bool:
+        """On a shared store, take the paused `run` for this server (it leaves `paused` for
+        `status`); False, and the run followed from the server that took it, if one did first.
+        A remote run taken is held here from now on. Always True without other servers."""
+        if self.cluster is None:
+            return True
+        remote = self.cluster.is_remote(run)
+        run.claiming = asyncio.get_running_loop().create_future()
+        won = False
+        try:
+            won = await self.cluster.claim_paused(run, status)
+            if won and remote:
+                await self.cluster.take(run)
+                self._hold(run)
+        finally:
+            run.claiming.set_result(won)
+            run.claiming = None
+        if not won:
+            self._lost(run)
+        return won
+
+    def taken_elsewhere(self, run_id: str) -> None:
+        """(A run's row left `paused` somewhere.) A paused run held here, and not being
+        claimed by this server, was decided or stopped by another server: follow it."""
+        run = self._runs.get(run_id)
+        if run is not None and run.status is RunStatus.PAUSED and run.claiming is None:
+            self._lost(run)
+
+    def _lost(self, run: Run) -> None:
+        if self.cluster is None or self.cluster.is_remote(run):
+            return
+        if self._runs.get(run.id) is run:
+            self._drop(run.id)
+        self.cluster.follow(run)
+
     async def cancel(self, run_id: str) -> bool:
         """Stop a run: agno's cooperative cancel first, the task after a grace period. A
-        paused run has no task: it ends cancelled at once."""
+        paused run has no task: it ends cancelled at once (on a shared store, by whichever
+        server claims it first)."""
         run = self._runs.get(run_id)
         if run is None and self.cluster is not None:  # another server's: it stops it
-            return await self.cluster.cancel(run_id, 2 * self.cancel_grace + 1)
+            run = await self.cluster.find(run_id)
+            # A kernel's paused run is let go by its own server (the kernel is there).
+            if run is None or run.status is not RunStatus.PAUSED or run.in_kernel:
+                return await self.cluster.cancel(run_id, 2 * self.cancel_grace + 1)
         if run is not None and run.status is RunStatus.PAUSED:
+            if run.claiming is not None:  # a decision is being taken: stop what it becomes
+                await asyncio.shield(run.claiming)
+                return await self.cancel(run_id)
+            if not await self._claim(run, RunStatus.CANCELLED):  # followed from now on
+                assert self.cluster is not None
+                return await self.cluster.cancel(run_id, 2 * self.cancel_grace + 1)
             self.end_paused(run, RunStatus.CANCELLED)
             if run.stop is not None:  # a kernel holds the paused run: let it go
                 await run.stop()

@@ -195,6 +195,39 @@ def before_commit(cur: Any, newest: dict[str, int], owner: str, claims: list[str
         )
 
 
+def claim_paused(conn: Any, run_id: str, owner: str, status: str) -> bool:
+    """Take a paused run out of `paused` (to `status`: running for a decision, cancelled for
+    a Stop) and make it `owner`'s, unless a server has already (one transaction): of two
+    servers deciding one run at once, the first wins and the second finds it taken."""
+    with conn.transaction():
+        cur = conn.execute(
+            f"UPDATE {S}.runs SET status = %s WHERE id = %s AND status = %s",
+            (status, run_id, RunStatus.PAUSED.value),
+        )
+        if cur.rowcount != 1:
+            return False
+        conn.execute(
+            f"INSERT INTO {S}.run_owners VALUES (%s, %s) "
+            "ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner",
+            (run_id, owner),
+        )
+    return True
+
+
+def paused_run_ids(conn: Any, server_id: str) -> list[str]:
+    """The paused runs no other registered server owns (a server holds its own paused runs),
+    oldest first."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT r.id FROM {S}.runs r LEFT JOIN {S}.run_owners o ON o.run_id = r.id "
+            "WHERE r.status = %s AND (o.owner IS NULL OR o.owner = %s "
+            f"OR o.owner NOT IN (SELECT id FROM {S}.servers)) ORDER BY r.created_at",
+            (RunStatus.PAUSED.value, server_id),
+        )
+    ]
+
+
 def notify(conn: Any, channel: str, payload: str) -> None:
     conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
