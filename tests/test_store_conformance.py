@@ -304,6 +304,40 @@ def test_postgres_batch_bodies_are_compressed_with_lz4(pg_url: str) -> None:
         assert method and {m for (m,) in method} == {"lz4"}
 
 
+def test_postgres_batches_go_in_one_statement_with_their_notifications(pg_url: str) -> None:
+    """Rows of runs the server owns are written with their deltakit_events notifications in
+    one statement; rows sharing a key (which one upsert statement cannot take) go the long way
+    in one transaction, the last one winning."""
+    import psycopg
+
+    from deltakit_nb.stores import leases
+    from deltakit_nb.stores.base import batch_row
+
+    store = PostgresStore(pg_url)
+    store.close()  # its writer thread stays out of the way: the test writes itself
+    store.event_notices = leases.event_payloads
+    with (
+        psycopg.connect(pg_url, autocommit=True) as listener,
+        store.connect() as conn,
+    ):
+        listener.execute(f"LISTEN {leases.CHANNEL_EVENTS}")
+        conn.execute(
+            "INSERT INTO deltakit.runs VALUES ('r', 't', 'demo', 'm', 'running', 0, NULL), "
+            "('s', 't', 'demo', 'm', 'running', 0, NULL)"
+        )
+        rows = [batch_row("r", 0, ["a", "b"]), batch_row("s", 0, ["c"])]
+        store._transaction(conn, [("rows", rows[:1]), ("rows", rows[1:])])
+        got = {n.payload for n in listener.notifies(timeout=5, stop_after=2)}
+        assert got == {"1 r", "0 s"}
+        again = [batch_row("r", 2, ["d"]), batch_row("r", 2, ["d", "e"])]
+        store._transaction(conn, [("rows", again)])
+        bodies = conn.execute(
+            "SELECT run_id, first_id, last_id, body FROM deltakit.event_batches "
+            "ORDER BY run_id, first_id"
+        ).fetchall()
+        assert bodies == [("r", 0, 1, "a\nb"), ("r", 2, 3, "d\ne"), ("s", 0, 0, "c")]
+
+
 def test_an_unreachable_postgres_raises_with_the_reason() -> None:
     from pgserver import free_port
 

@@ -110,6 +110,7 @@ class Cluster:
         ).fetchone()
         self._sweep_from = time.monotonic() + max(0.0, self.lease - uptime)
         self.store.on_commit = self._before_commit
+        self.store.event_notices = self._event_notices
         self.store.on_committed = self._committed
         swept = self._sweep()
         # From now on, not from when the server listens: its start may take longer than a lease.
@@ -125,6 +126,12 @@ class Cluster:
         """(Writer thread, in its transaction.) Notify, and claim the runs new to it."""
         self._claiming = [run_id for run_id in newest if run_id not in self._owned]
         leases.before_commit(cur, newest, self.id, self._claiming)
+
+    def _event_notices(self, newest: dict[str, int]) -> list[str] | None:
+        """(Writer thread.) The notifications of a write of events, if it claims no run."""
+        if any(run_id not in self._owned for run_id in newest):
+            return None
+        return leases.event_payloads(newest)
 
     def _committed(self, newest: dict[str, int]) -> None:
         """(Writer thread, after the commit.) The claimed runs are this server's now."""

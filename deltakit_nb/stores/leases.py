@@ -179,13 +179,17 @@ def sweep(conn: Any, server_id: str, host: str, expired: bool, grace: float) -> 
     return [run_id for run_id in orphaned_runs(conn, grace) if interrupt(conn, run_id)]
 
 
+def event_payloads(newest: dict[str, int]) -> list[str]:
+    """The deltakit_events payloads for a commit that wrote events up to `newest` per run."""
+    return [f"{last} {run_id}" for run_id, last in newest.items()]
+
+
 def before_commit(cur: Any, newest: dict[str, int], owner: str, claims: list[str]) -> None:
     """In the writer's transaction that wrote events (newest event id per run): tell the
     other servers (delivered at the commit, so a reader woken by it finds the rows), and
     claim the runs this server writes the events of for the first time."""
     cur.executemany(
-        "SELECT pg_notify(%s, %s)",
-        [(CHANNEL_EVENTS, f"{last} {run_id}") for run_id, last in newest.items()],
+        "SELECT pg_notify(%s, %s)", [(CHANNEL_EVENTS, p) for p in event_payloads(newest)]
     )
     if claims:
         cur.executemany(
