@@ -83,6 +83,23 @@ async def test_runs_events_and_history_live_in_postgres(tmp_path: Path, pg_url: 
     assert sessions == [("t-pg",)]
 
 
+async def test_a_server_holds_six_connections_to_the_database(tmp_path: Path, pg_url: str) -> None:
+    """The README's sizing (max_connections: 6 per server): after runs, also at once."""
+
+    def connections() -> int:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    with JupyterProcess(tmp_path, f"--DeltakitApp.store_url={pg_url}") as server:
+        await run_to_end(server, "echo one", "t-conn")
+        await asyncio.gather(*(run_to_end(server, "count 200", f"t-{i}") for i in range(4)))
+        assert connections() <= 6
+
+
 async def test_explicit_store_url_wins_over_the_environment(tmp_path: Path, pg_url: str) -> None:
     env = {"DELTAKIT_STORE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}
     with JupyterProcess(tmp_path, f"--DeltakitApp.store_url={pg_url}", env=env) as server:
