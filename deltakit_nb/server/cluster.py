@@ -332,8 +332,9 @@ class Cluster:
     def _deliver(self, run: Run, first: int, texts: list[str], new: RunStatus) -> None:
         """(Loop.) Append another server's events to the remote run's log, and give it the
         status its row has; a run that ended (or is gone: interrupted) is done with here."""
-        if run.log.closed or self._remote.get(run.id) is not run:  # taken by this server
-            return
+        registry = self.registry
+        if run.log.closed or (registry is not None and registry.get(run.id) is run):
+            return  # (a run this server has taken over writes its own log)
         if texts and run.log.extend_encoded(first, texts) < 0:
             log.error("deltakit_nb: run %s: events from %d arrive after a gap", run.id, first)
         if new is RunStatus.PAUSED and run.status is not RunStatus.PAUSED:

@@ -510,8 +510,8 @@ class RunRegistry:
         try:
             won = await self.cluster.claim_paused(run, status)
             if won and remote:
+                self._hold(run)  # from now on the cluster feeds it nothing
                 await self.cluster.take(run)
-                self._hold(run)
         finally:
             run.claiming.set_result(won)
             run.claiming = None
