@@ -64,6 +64,28 @@ def metrics_json(metrics: Any) -> dict[str, Any] | None:
     return out or None
 
 
+def workflow_metrics_json(metrics: Any) -> dict[str, Any] | None:
+    """The run footer's figures from agno's WorkflowMetrics: its steps' tokens added up, their
+    models (each once, in step order) and the workflow's duration; None when it has none."""
+    if metrics is None:
+        return None
+    out: dict[str, Any] = {}
+    models: list[str] = []
+    for step in (getattr(metrics, "steps", None) or {}).values():
+        figures = metrics_json(getattr(step, "metrics", None)) or {}
+        for key in ("input_tokens", "output_tokens"):
+            if key in figures:
+                out[key] = out.get(key, 0) + figures[key]
+        if figures.get("model") and figures["model"] not in models:
+            models.append(figures["model"])
+    if models:
+        out["model"] = ", ".join(models)
+    duration = getattr(metrics, "duration", None)
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+        out["duration"] = round(float(duration), 3)
+    return out or None
+
+
 def _requirements(event: Any) -> list[Any]:
     """A RunPaused event's requirements (agno builds them from its tools when it has none)."""
     requirements = list(getattr(event, "requirements", None) or [])
@@ -287,6 +309,7 @@ class AgnoAdapter:
             message = _text(getattr(event, "error", None))
             return [protocol.step_completed(step, RunStatus.FAILED, message)]
         if kind == "WorkflowCompleted":
+            self.metrics = workflow_metrics_json(getattr(event, "metrics", None))
             return self._finish(RunStatus.COMPLETED)
         if kind == "WorkflowCancelled":
             return self._finish(RunStatus.CANCELLED)

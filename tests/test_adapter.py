@@ -113,3 +113,31 @@ def test_nothing_after_terminal_and_finish_is_once() -> None:
     fresh = AgnoAdapter()
     assert fresh.finish(RunStatus.FAILED, "boom") == [{"type": "error", "message": "boom"}]
     assert fresh.status is RunStatus.FAILED
+
+
+def test_a_workflows_footer_adds_up_its_steps() -> None:
+    """WorkflowMetrics (agno's, real objects): tokens added over the steps, each model once in
+    step order, the workflow's own duration; nothing when agno reports nothing."""
+    from agno.metrics import ModelMetrics, RunMetrics
+    from agno.workflow.types import StepMetrics, WorkflowMetrics
+
+    from deltakit_nb.adapter import workflow_metrics_json
+
+    def step(name: str, model: str, tokens: tuple[int, int]) -> StepMetrics:
+        run = RunMetrics(input_tokens=tokens[0], output_tokens=tokens[1])
+        run.details = {"model": [ModelMetrics(id=model, provider="p")]}
+        return StepMetrics(step_name=name, executor_type="agent", executor_name=name, metrics=run)
+
+    steps = {
+        "a": step("a", "small", (10, 5)),
+        "b": step("b", "large", (100, 50)),
+        "c": step("c", "small", (1, 1)),
+    }
+    assert workflow_metrics_json(WorkflowMetrics(steps=steps, duration=1.23456)) == {
+        "model": "small, large",
+        "input_tokens": 111,
+        "output_tokens": 56,
+        "duration": 1.235,
+    }
+    assert workflow_metrics_json(WorkflowMetrics(steps={})) is None
+    assert workflow_metrics_json(None) is None

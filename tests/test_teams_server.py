@@ -214,6 +214,10 @@ async def test_workflow_steps_stream_in_order(jp_ws_fetch: Any, jp_fetch: Any) -
     assert all(e["status"] == "completed" for e in events if e["type"] == "step_completed")
     assert events[-1]["type"] == "done" and events[-1]["status"] == "completed"
     assert not any(nested(e) for e in events)
+    # The footer's figures: both steps' tokens added up, their model once, the whole duration.
+    metrics = events[-1]["metrics"]
+    assert metrics["model"] == "offline" and metrics["duration"] > 0
+    assert metrics["input_tokens"] > metrics["output_tokens"] > 0
     ws.close()
 
 

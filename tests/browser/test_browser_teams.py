@@ -144,6 +144,9 @@ def test_team_and_workflow_nested_live_after_reload_reopen_and_stop(session: Ses
     research = steps.nth(0).locator(".dk-tool[data-tool-name=calculator]")
     assert research.get_attribute("data-status") == "ok"
     assert "Draft:" in (steps.nth(1).locator(".dk-text").text_content() or "")
+    # Its footer adds up the steps' figures (agno's WorkflowMetrics).
+    footer = session.run_el(w, index=1).locator("[data-testid=dk-metrics]").inner_text()
+    assert footer.startswith("offline · ") and " in · " in footer and " out · " in footer, footer
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)
     session.run_el(w, index=1).screenshot(path=str(ARTIFACTS / "widget-workflow.png"))
