@@ -28,20 +28,26 @@ export function createMarkdown(window = globalThis.window) {
     const escape = md.utils.escapeHtml;
     return `<a class="dk-image" href="${escape(src)}">🖼 ${escape(alt)}</a>`;
   };
-  const purify = createDOMPurify(window);
-  purify.addHook("afterSanitizeAttributes", (node) => {
+  const safeLinks = (node) => {
     if (node.nodeName === "A") {
       const href = (node.getAttribute("href") || "").trim();
       if (href && !SAFE_LINK.test(href)) node.removeAttribute("href");
       node.setAttribute("target", "_blank");
       node.setAttribute("rel", "noopener noreferrer");
     }
-  });
+  };
   const options = {
     FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "img"],
     FORBID_ATTR: ["style"],
     ADD_ATTR: ["target"],
   };
+  const purify = createDOMPurify(window);
+  purify.addHook("afterSanitizeAttributes", safeLinks);
+  // renderTokens runs for every piece of a streaming answer: its sanitizer has the same
+  // options set once (sanitize with options reads them again on every call, ~0.2 ms each).
+  const fragments = createDOMPurify(window);
+  fragments.addHook("afterSanitizeAttributes", safeLinks);
+  fragments.setConfig({ ...options, RETURN_DOM_FRAGMENT: true });
   return {
     render(text, highlight = false) {
       highlighting = highlight;
@@ -87,7 +93,7 @@ export function createMarkdown(window = globalThis.window) {
     renderTokens(tokens, highlight = false) {
       highlighting = highlight;
       try {
-        return purify.sanitize(md.renderer.render(tokens, md.options, {}), { ...options, RETURN_DOM_FRAGMENT: true });
+        return fragments.sanitize(md.renderer.render(tokens, md.options, {}));
       } finally {
         highlighting = false;
       }

@@ -171,3 +171,24 @@ test("stableSplit from an earlier split gives the same answer as a whole scan", 
     cut = whole;
   }
 });
+
+test("renderTokens (the streaming view's path, its sanitizer configured once) sanitizes as render does", () => {
+  const payloads = [
+    '<img src=x onerror="window.pwned=1"> <script>window.pwned=1</script> <b>b</b>',
+    "[a](javascript:alert(1)) [c](data:text/html;base64,PHNjcmlwdD4=) [e](https://example.org/x) ![j](https://example.org/i.png)",
+    "<javascript:alert(1)>\n\n[x][r]\n\n[r]: javascript:alert(1)\n",
+  ];
+  for (const payload of payloads) {
+    for (let i = 0; i < 2; i++) {
+      const [settled] = split(payload + "\n", payload.length + 1);
+      assert.equal(settled, md.render(payload, true));
+      const d = dom(settled);
+      assert.equal(d.querySelector("img, script, b"), null);
+      for (const a of d.querySelectorAll("a")) {
+        const href = a.getAttribute("href");
+        assert.ok(href === null || href.startsWith("https://"), `unsafe href kept: ${href}`);
+        assert.equal(a.getAttribute("rel"), "noopener noreferrer");
+      }
+    }
+  }
+});
