@@ -162,6 +162,7 @@ export class MarkdownView {
     const first = this.queue[0];
     let n = 1;
     while (n < this.queue.length && this.queue[n].end - first.start <= room) n += 1;
+    if (n > 1 && n < this.queue.length && isHeading(this.queue[n])) n -= 1; // see chunkBlocks
     const blocks = this.queue.splice(0, n);
     const chars = blocks[n - 1].end - first.start;
     const started = this.pacer.now();
@@ -194,17 +195,21 @@ export class MarkdownView {
 
 // The blocks of a piece (in order) as the chunks to render them in: those from before
 // LAZY_AFTER in one chunk, the others in chunks of about LAZY_CHUNK characters (one block at
-// least). A lazy chunk contains its margins, and the next one's first block loses its top
-// margin (style.css): a chunk does not start at a heading, whose top margin sets a section
-// apart from the code or text before it.
+// least). A lazy chunk contains its margins, which therefore do not collapse with the next
+// chunk's (style.css): a chunk does not start at a heading, so that the space above one is its
+// own margin, as elsewhere, not that plus the margin of the block before it.
 export function chunkBlocks(blocks) {
   const chunks = [];
   for (const block of blocks) {
     const chunk = chunks[chunks.length - 1];
     const lazy = block.start >= LAZY_AFTER;
     const split = chunk && lazy && (chunk[0].start < LAZY_AFTER || block.end - chunk[0].start > LAZY_CHUNK);
-    if (!chunk || (split && block.tokens[0]?.type !== "heading_open")) chunks.push([block]);
+    if (!chunk || (split && !isHeading(block))) chunks.push([block]);
     else chunk.push(block);
   }
   return chunks;
+}
+
+function isHeading(block) {
+  return block.tokens[0]?.type === "heading_open";
 }
