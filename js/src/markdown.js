@@ -91,9 +91,16 @@ export function createMarkdown(window = globalThis.window) {
     },
     // Sanitised nodes of tokens from parseBlocks; `highlight` for settled code blocks.
     renderTokens(tokens, highlight = false) {
+      return this.renderChunks([tokens], highlight, false);
+    },
+    // Several lists of tokens, each in a <div class="dk-md-chunk"> of the fragment (its only
+    // elements: markdown-it writes no div, and raw HTML is off), in one sanitize: one HTML
+    // parse instead of one per chunk. `wrap` false: the nodes of one list as they are.
+    renderChunks(groups, highlight = false, wrap = true) {
       highlighting = highlight;
       try {
-        return fragments.sanitize(md.renderer.render(tokens, md.options, {}));
+        const html = groups.map((tokens) => md.renderer.render(tokens, md.options, {}));
+        return fragments.sanitize(wrap ? html.map((h) => `<div class="dk-md-chunk">${h}</div>`).join("") : html[0]);
       } finally {
         highlighting = false;
       }
@@ -129,9 +136,13 @@ export function parseBlocks(text, cut, partial = false) {
 }
 
 export function renderTokens(tokens, highlight = false) {
+  return renderChunks([tokens], highlight, false);
+}
+
+export function renderChunks(groups, highlight = false, wrap = true) {
   shared ??= createMarkdown();
   const started = performance.now();
-  const fragment = shared.renderTokens(tokens, highlight);
+  const fragment = shared.renderChunks(groups, highlight, wrap);
   stats.markdownMs += performance.now() - started;
   return fragment;
 }

@@ -8,7 +8,7 @@
 // the queue the tail is not shown: what is on screen is always a prefix of the text, in order.
 // A finished text (a reload) goes the same way: all of it settled, in pieces.
 import { h } from "./dom.js";
-import { parseBlocks, renderTokens, stableSplit } from "./markdown.js";
+import { parseBlocks, renderChunks, renderTokens, stableSplit } from "./markdown.js";
 import { stats } from "./stats.js";
 
 export const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see renderPiece)
@@ -166,19 +166,24 @@ export class MarkdownView {
     const blocks = this.queue.splice(0, n);
     const chars = blocks[n - 1].end - first.start;
     const started = this.pacer.now();
-    const chunks = chunkBlocks(blocks).map((group) => {
-      const fragment = renderTokens(group.flatMap((b) => b.tokens), true);
-      this.decorate(fragment);
-      const chunk = this.chunk(group[0].start, group.reduce((sum, b) => sum + b.lines, 0));
-      chunk.append(fragment);
-      return chunk;
+    const groups = chunkBlocks(blocks);
+    const fragment = renderChunks(groups.map((group) => group.flatMap((b) => b.tokens)), true);
+    this.decorate(fragment);
+    [...fragment.children].forEach((chunk, i) => {
+      const group = groups[i];
+      this.dress(chunk, group[0].start, group.reduce((sum, b) => sum + b.lines, 0));
     });
-    this.head.append(...chunks);
+    this.head.append(fragment);
     this.cost.record(chars, this.pacer.now() - started);
   }
 
   chunk(start, lines) {
-    const chunk = h("div", start === 0 ? "dk-md-chunk dk-md-first" : "dk-md-chunk");
+    return this.dress(h("div", "dk-md-chunk"), start, lines);
+  }
+
+  // A chunk's classes and size hint, by where in the text it starts.
+  dress(chunk, start, lines) {
+    if (start === 0) chunk.classList.add("dk-md-first");
     if (start >= LAZY_AFTER) {
       chunk.classList.add("dk-md-lazy");
       chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;

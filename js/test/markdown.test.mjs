@@ -192,3 +192,21 @@ test("renderTokens (the streaming view's path, its sanitizer configured once) sa
     }
   }
 });
+
+test("renderChunks: one chunk div per group of blocks, in one sanitize; raw HTML in the text makes no chunk", () => {
+  const text = '# One\n\n<div class="dk-md-chunk">fake</div>\n\n```python\nx = 1\n```\n\n- a\n- b\n\nlast\n';
+  const { settled } = md.parseBlocks(text, text.length);
+  const groups = [settled.slice(0, 2), settled.slice(2, 3), settled.slice(3)].map((g) => g.flatMap((b) => b.tokens));
+  const fragment = md.renderChunks(groups, true);
+  const chunks = [...fragment.children];
+  assert.equal(chunks.length, 3);
+  assert.equal(fragment.childNodes.length, 3, "nothing between the chunks");
+  groups.forEach((tokens, i) => {
+    assert.equal(chunks[i].className, "dk-md-chunk");
+    const div = window.document.createElement("div");
+    div.append(md.renderTokens(tokens, true));
+    assert.equal(chunks[i].innerHTML, div.innerHTML);
+  });
+  assert.match(chunks[0].textContent, /<div class="dk-md-chunk">fake<\/div>/);
+  assert.ok(chunks[1].querySelector("pre code .hljs-number"));
+});
