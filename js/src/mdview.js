@@ -8,12 +8,17 @@
 // the queue the tail is not shown: what is on screen is always a prefix of the text, in order.
 // A finished text (a reload) goes the same way: all of it settled, in pieces.
 import { h } from "./dom.js";
-import { parseBlocks, renderTokens, stableSplit } from "./markdown.js";
+import { parseBlocks, renderChunks, renderTokens, stableSplit } from "./markdown.js";
 import { stats } from "./stats.js";
 
 export const LAZY_AFTER = 8000; // characters of an answer laid out eagerly (see renderPiece)
 export const MIN_PIECE = 400; // characters rendered per frame at least (and one block)
 const MAX_PIECE = 32000;
+// Characters of markdown in a lazy chunk at most (unless one block is longer). A chunk is laid
+// out whole once any of it is in view, and a streaming answer shows the end of its newest
+// chunk: a chunk of a piece's size (several screens of a 480 px widget) would be laid out and
+// painted all at once. About a screen each keeps that to what is in view.
+export const LAZY_CHUNK = 1500;
 const PARSE_AHEAD = 16000; // characters parsed in one step at most (unless one block is longer)
 
 // What rendering a character of settled markdown costs here (markdown-it, highlight.js,
@@ -146,34 +151,39 @@ export class MarkdownView {
     return end === this.value.length ? parsed.rest : null;
   }
 
-  // Queued blocks worth about `budgetMs` (one block at least) as one chunk of the head,
+  // Queued blocks worth about `budgetMs` (one block at least) as chunks of the head,
   // highlighted. Past the first LAZY_AFTER characters of an answer a chunk has
-  // `content-visibility: auto`: the browser lays out and styles only the chunks in view, so a
+  // `content-visibility: auto`: the browser styles and lays out only the chunks in view, so a
   // long answer does not cost a layout of all of it (the DOM and its text are all there; only
   // layout-dependent reads such as innerText see nothing in a chunk out of view). The size
   // hint (from its line count) keeps the scrollbar steady for chunks never shown.
   renderPiece(budgetMs) {
     const room = this.cost.chars(budgetMs);
     const first = this.queue[0];
-    let n = 0;
-    let lines = 0;
-    while (n < this.queue.length && (n === 0 || this.queue[n].end - first.start <= room)) {
-      lines += this.queue[n].lines;
-      n += 1;
-    }
+    let n = 1;
+    while (n < this.queue.length && this.queue[n].end - first.start <= room) n += 1;
+    if (n > 1 && n < this.queue.length && isHeading(this.queue[n])) n -= 1; // see chunkBlocks
     const blocks = this.queue.splice(0, n);
     const chars = blocks[n - 1].end - first.start;
     const started = this.pacer.now();
-    const fragment = renderTokens(blocks.flatMap((b) => b.tokens), true);
+    const groups = chunkBlocks(blocks);
+    const fragment = renderChunks(groups.map((group) => group.flatMap((b) => b.tokens)), true);
     this.decorate(fragment);
-    const chunk = this.chunk(first.start, lines);
-    chunk.append(fragment);
-    this.head.append(chunk);
+    [...fragment.children].forEach((chunk, i) => {
+      const group = groups[i];
+      this.dress(chunk, group[0].start, group.reduce((sum, b) => sum + b.lines, 0));
+    });
+    this.head.append(fragment);
     this.cost.record(chars, this.pacer.now() - started);
   }
 
   chunk(start, lines) {
-    const chunk = h("div", "dk-md-chunk");
+    return this.dress(h("div", "dk-md-chunk"), start, lines);
+  }
+
+  // A chunk's classes and size hint, by where in the text it starts.
+  dress(chunk, start, lines) {
+    if (start === 0) chunk.classList.add("dk-md-first");
     if (start >= LAZY_AFTER) {
       chunk.classList.add("dk-md-lazy");
       chunk.style.containIntrinsicSize = `auto ${Math.max(24, lines * 14)}px`;
@@ -186,4 +196,25 @@ export class MarkdownView {
     this.queue = [];
     this.tailDirty = false;
   }
+}
+
+// The blocks of a piece (in order) as the chunks to render them in: those from before
+// LAZY_AFTER in one chunk, the others in chunks of about LAZY_CHUNK characters (one block at
+// least). A lazy chunk contains its margins, which therefore do not collapse with the next
+// chunk's (style.css): a chunk does not start at a heading, so that the space above one is its
+// own margin, as elsewhere, not that plus the margin of the block before it.
+export function chunkBlocks(blocks) {
+  const chunks = [];
+  for (const block of blocks) {
+    const chunk = chunks[chunks.length - 1];
+    const lazy = block.start >= LAZY_AFTER;
+    const split = chunk && lazy && (chunk[0].start < LAZY_AFTER || block.end - chunk[0].start > LAZY_CHUNK);
+    if (!chunk || (split && !isHeading(block))) chunks.push([block]);
+    else chunk.push(block);
+  }
+  return chunks;
+}
+
+function isHeading(block) {
+  return block.tokens[0]?.type === "heading_open";
 }

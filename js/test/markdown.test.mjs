@@ -171,3 +171,42 @@ test("stableSplit from an earlier split gives the same answer as a whole scan", 
     cut = whole;
   }
 });
+
+test("renderTokens (the streaming view's path, its sanitizer configured once) sanitizes as render does", () => {
+  const payloads = [
+    '<img src=x onerror="window.pwned=1"> <script>window.pwned=1</script> <b>b</b>',
+    "[a](javascript:alert(1)) [c](data:text/html;base64,PHNjcmlwdD4=) [e](https://example.org/x) ![j](https://example.org/i.png)",
+    "<javascript:alert(1)>\n\n[x][r]\n\n[r]: javascript:alert(1)\n",
+  ];
+  for (const payload of payloads) {
+    for (let i = 0; i < 2; i++) {
+      const [settled] = split(payload + "\n", payload.length + 1);
+      assert.equal(settled, md.render(payload, true));
+      const d = dom(settled);
+      assert.equal(d.querySelector("img, script, b"), null);
+      for (const a of d.querySelectorAll("a")) {
+        const href = a.getAttribute("href");
+        assert.ok(href === null || href.startsWith("https://"), `unsafe href kept: ${href}`);
+        assert.equal(a.getAttribute("rel"), "noopener noreferrer");
+      }
+    }
+  }
+});
+
+test("renderChunks: one chunk div per group of blocks, in one sanitize; raw HTML in the text makes no chunk", () => {
+  const text = '# One\n\n<div class="dk-md-chunk">fake</div>\n\n```python\nx = 1\n```\n\n- a\n- b\n\nlast\n';
+  const { settled } = md.parseBlocks(text, text.length);
+  const groups = [settled.slice(0, 2), settled.slice(2, 3), settled.slice(3)].map((g) => g.flatMap((b) => b.tokens));
+  const fragment = md.renderChunks(groups, true);
+  const chunks = [...fragment.children];
+  assert.equal(chunks.length, 3);
+  assert.equal(fragment.childNodes.length, 3, "nothing between the chunks");
+  groups.forEach((tokens, i) => {
+    assert.equal(chunks[i].className, "dk-md-chunk");
+    const div = window.document.createElement("div");
+    div.append(md.renderTokens(tokens, true));
+    assert.equal(chunks[i].innerHTML, div.innerHTML);
+  });
+  assert.match(chunks[0].textContent, /<div class="dk-md-chunk">fake<\/div>/);
+  assert.ok(chunks[1].querySelector("pre code .hljs-number"));
+});

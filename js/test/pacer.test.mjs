@@ -10,12 +10,13 @@ globalThis.window ??= window;
 globalThis.document ??= window.document;
 
 const { Pacer } = await import("../src/pacer.js");
-const { CostModel, MarkdownView, MIN_PIECE } = await import("../src/mdview.js");
+const { CostModel, MarkdownView, MIN_PIECE, LAZY_AFTER, LAZY_CHUNK, chunkBlocks } = await import("../src/mdview.js");
+const frames = await import("../src/frames.js");
 const { createMarkdown } = await import("../src/markdown.js");
 const { stats } = await import("../src/stats.js");
 
 // Frame callbacks wait in a list until the test runs a frame; `clock.t` is the time in ms.
-function harness(budgetMs = 10) {
+function harness(budgetMs = 10, frameSpent = () => 0) {
   const callbacks = [];
   const clock = { t: 0 };
   const changes = [];
@@ -23,6 +24,7 @@ function harness(budgetMs = 10) {
   const pacer = new Pacer({
     requestFrame: (fn) => callbacks.push(fn),
     now: () => clock.t,
+    frameSpent,
     budgetMs,
     onChange: (busy) => changes.push(busy),
     afterFrame: () => (frames += 1),
@@ -79,6 +81,59 @@ test("each frame has a time budget: what does not fit waits, but every frame mak
   frame();
   frame();
   assert.deepEqual(log.slice(4).map((l) => l[0]), ["slow", "slow"]);
+});
+
+test("work done earlier in the frame (a flush) counts against the frame's budget", () => {
+  let frameStart = 0; // the frame's work so far is what the clock moved since
+  const { pacer, clock, frame } = harness(10, () => clock.t - frameStart);
+  const log = [];
+  clock.t += 7; // the flush that asks for the items took 7 ms of this frame
+  pacer.request(item(clock, 1, 1, log, "a"));
+  pacer.request(item(clock, 1, 1, log, "b")); // 8 ms of the frame used: b still fits
+  clock.t += 2;
+  pacer.request(item(clock, 1, 1, log, "c")); // 11 ms used: c waits
+  assert.deepEqual(log, [["a", 3], ["b", 2]]);
+  frameStart = clock.t;
+  clock.t += 9; // next frame: another callback took 9 ms before the pacer's tick
+  frame();
+  assert.deepEqual(log.slice(2), [["c", 1]]);
+  // A frame over budget before the pacer's turn still makes progress: one item, the least budget.
+  pacer.request(item(clock, 1, 1, log, "d"));
+  pacer.request(item(clock, 1, 1, log, "e"));
+  frameStart = clock.t;
+  clock.t += 30;
+  frame();
+  assert.deepEqual(log.slice(3), [["d", 1]]);
+  frameStart = clock.t;
+  frame();
+  assert.deepEqual(log.slice(4), [["e", 10]]);
+});
+
+test("frameSpent: the time since the first nextFrame callback of the animation frame", async () => {
+  const rafs = [];
+  const saved = globalThis.requestAnimationFrame;
+  globalThis.requestAnimationFrame = (fn) => rafs.push(fn);
+  try {
+    let seen = [];
+    const busy = (ms) => {
+      const t = performance.now();
+      while (performance.now() - t < ms);
+    };
+    frames.nextFrame(() => {
+      seen.push(frames.frameSpent());
+      busy(5);
+    });
+    frames.nextFrame(() => seen.push(frames.frameSpent()));
+    assert.equal(frames.frameSpent(), 0, "outside a frame callback");
+    for (const fn of rafs.splice(0)) fn(1000); // one animation frame: one timestamp
+    assert.ok(seen[0] < 5 && seen[1] >= 5, `${seen}`);
+    seen = [];
+    frames.nextFrame(() => seen.push(frames.frameSpent()));
+    for (const fn of rafs.splice(0)) fn(1016); // the next frame starts over
+    assert.ok(seen[0] < 5, `${seen}`);
+  } finally {
+    globalThis.requestAnimationFrame = saved;
+  }
 });
 
 test("a stopped pacer runs nothing more", () => {
@@ -247,4 +302,37 @@ test("when a stream ends on a tail without code, its nodes are kept, not rendere
   for (let i = 0; i < 10 && other.pacer.busy; i++) other.frame();
   assert.ok(other.el.querySelector(".dk-md-head .hljs-keyword"));
   assert.equal(norm(other.el.textContent), wholeText(coded));
+});
+
+test("past LAZY_AFTER, blocks go into lazy chunks of about LAZY_CHUNK characters, none starting at a heading", () => {
+  const block = (start, len, type = "paragraph_open") => ({ start, end: start + len, lines: 2, tokens: [{ type }] });
+  const blocks = [];
+  let at = LAZY_AFTER - 500;
+  for (let i = 0; i < 40; i++) {
+    const type = i % 4 === 0 ? "heading_open" : i % 4 === 3 ? "fence" : "paragraph_open";
+    blocks.push(block(at, 200, type));
+    at += 200;
+  }
+  const chunks = chunkBlocks(blocks);
+  assert.deepEqual(chunks.flat(), blocks, "all blocks, in order");
+  assert.ok(chunks[0].every((b) => b.start < LAZY_AFTER), "the eager part is one chunk of its own");
+  for (const chunk of chunks.slice(1)) {
+    assert.ok(chunk[0].start >= LAZY_AFTER);
+    assert.notEqual(chunk[0].tokens[0].type, "heading_open");
+    assert.ok(chunk[chunk.length - 1].end - chunk[0].start <= LAZY_CHUNK + 200, "a heading may go over");
+  }
+  assert.ok(chunks.length >= 6, `${chunks.length} chunks`);
+  assert.equal(chunkBlocks([block(LAZY_AFTER, 5 * LAZY_CHUNK)]).length, 1, "a long block is a chunk of its own");
+  assert.equal(chunkBlocks(blocks.slice(0, 2)).length, 1, "before LAZY_AFTER: one chunk");
+
+  // In the view: a long finished text ends up in many lazy chunks, the text whole.
+  const { el, md, frame, pacer } = view(32000);
+  const text = sections(300);
+  md.update(text, false);
+  for (let i = 0; i < 50 && pacer.busy; i++) frame();
+  const lazy = el.querySelectorAll(".dk-md-lazy");
+  assert.ok(lazy.length >= (text.length - LAZY_AFTER) / (2 * LAZY_CHUNK), `${lazy.length} lazy chunks`);
+  assert.ok(el.querySelector(".dk-md-chunk").classList.contains("dk-md-first"));
+  assert.equal(el.querySelectorAll(".dk-md-first").length, 1);
+  assert.equal(norm(el.textContent), wholeText(text));
 });
