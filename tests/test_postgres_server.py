@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -197,3 +198,44 @@ async def test_past_the_backlog_bound_runs_end_failed_and_nothing_is_lost(
         if not pg_server.running:
             pg_server.start()
         await registry.shutdown()
+
+
+async def test_a_decision_while_postgres_is_down_is_refused_and_taken_once_it_is_back(
+    tmp_path: Path, pg_url: str, pg_server: PostgresServer
+) -> None:
+    """The claim that takes a paused run needs the database: without it the decision gets
+    503 and a reason, the run stays paused; once the database is back, it is taken."""
+    with JupyterProcess(tmp_path, f"--DeltakitApp.store_url={pg_url}") as server:
+        ws = await connect(server)
+        await send(ws, {"message": 'tool confirm_action {"action": "ship it"}', "threadId": "t"})
+        paused: list[dict[str, Any]] = []
+        while not paused or paused[-1]["type"] != "run_paused":
+            paused += await recv_n(ws, 1)
+        run_id, requirement = paused[0]["runId"], paused[-1]["requirements"][0]["id"]
+        body = json.dumps({"decisions": [{"id": requirement, "approve": True}]}).encode()
+
+        def decide() -> tuple[int, str]:
+            req = urllib.request.Request(
+                f"{server.base}/deltakit/runs/{run_id}/continue",
+                data=body,
+                method="POST",
+                headers={"Authorization": f"token {TOKEN}"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=20) as response:
+                    return int(response.status), response.read().decode()
+            except urllib.error.HTTPError as err:
+                return err.code, err.read().decode()
+
+        await asyncio.to_thread(pg_server.stop)
+        try:
+            status, text_ = await asyncio.to_thread(decide)
+            assert status == 503 and "stays paused" in text_ and "cannot be reached" in text_
+            assert server.get(f"/deltakit/runs/{run_id}")["status"] == "paused"
+        finally:
+            await asyncio.to_thread(pg_server.start)
+        status, text_ = await asyncio.to_thread(decide)
+        assert status == 200, text_
+        end = await recv_until_terminal(ws)
+        assert end[0]["type"] == "run_resumed" and end[-1]["status"] == "completed"
+        ws.close()

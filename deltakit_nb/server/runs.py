@@ -149,6 +149,9 @@ class DecisionError(FrameError):
         self.status = status
 
 
+# How long a claim of a paused run waits for this server's writes to reach the store.
+CLAIM_FLUSH_SECONDS = 5.0
+
 # A paused run's decisions, checked: (the open requirements, a decision for each).
 Continuation = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 # Runs a run somewhere else than in this process (a kernel): publishes into `run.log` and
@@ -508,7 +511,22 @@ class RunRegistry:
         run.claiming = asyncio.get_running_loop().create_future()
         won = False
         try:
-            won = await self.cluster.claim_paused(run, status)
+            try:
+                # The pause this server wrote must be in the store first (the writer commits
+                # every 20 ms, later while the database is away), or the claim finds the run
+                # still `running` there and takes it for another server's.
+                store = self.store
+                if not remote and store is not None:
+                    if not await asyncio.to_thread(store.flush, CLAIM_FLUSH_SECONDS):
+                        raise TimeoutError("its writes wait for the database")
+                won = await self.cluster.claim_paused(run, status)
+            except Exception as exc:  # the database is out of reach: the run stays paused
+                log.warning("deltakit_nb: could not claim run %s: %s", run.id, exc)
+                raise DecisionError(
+                    f"run {run.id} stays paused: the event store {self.cluster.store.location} "
+                    "cannot be reached to take it",
+                    503,
+                ) from None
             if won and remote:
                 self._hold(run)  # from now on the cluster feeds it nothing
                 await self.cluster.take(run)
@@ -547,7 +565,11 @@ class RunRegistry:
             if run.claiming is not None:  # a decision is being taken: stop what it becomes
                 await asyncio.shield(run.claiming)
                 return await self.cancel(run_id)
-            if not await self._claim(run, RunStatus.CANCELLED):  # followed from now on
+            try:
+                won = await self._claim(run, RunStatus.CANCELLED)
+            except DecisionError:  # the database is out of reach: it stays paused
+                return False
+            if not won:  # another server took it first: followed from now on
                 assert self.cluster is not None
                 return await self.cluster.cancel(run_id, 2 * self.cancel_grace + 1)
             self.end_paused(run, RunStatus.CANCELLED)
