@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -34,8 +35,8 @@ def pg_args(url: str, *more: str) -> list[str]:
     return [f"--DeltakitApp.{name}={value}" for name, value in traits.items()]
 
 
-@pytest.fixture
-def two(pg_url: str) -> Iterator[tuple[JupyterProcess, JupyterProcess]]:
+@contextmanager
+def two_servers(pg_url: str) -> Iterator[tuple[JupyterProcess, JupyterProcess]]:
     a = JupyterProcess(None, *pg_args(pg_url))
     b = JupyterProcess(None, *pg_args(pg_url))
     a.start()
@@ -47,6 +48,12 @@ def two(pg_url: str) -> Iterator[tuple[JupyterProcess, JupyterProcess]]:
             stop(b)
     finally:
         stop(a)
+
+
+@pytest.fixture
+def two(pg_url: str) -> Iterator[tuple[JupyterProcess, JupyterProcess]]:
+    with two_servers(pg_url) as servers:
+        yield servers
 
 
 def stop(server: JupyterProcess) -> None:
@@ -427,34 +434,25 @@ async def test_two_servers_holding_a_paused_run_one_decision_wins(pg_url: str) -
     finally:
         first.stop()
     run_id, requirement = paused[0]["runId"], paused[-1]["requirements"][0]["id"]
-    a = JupyterProcess(None, *pg_args(pg_url))
-    b = JupyterProcess(None, *pg_args(pg_url))
-    a.start()
-    try:
-        b.start()
-        try:
-            sockets = [await resume(server, run_id, len(paused) - 1) for server in (a, b)]
-            answers = await asyncio.gather(
-                *(asyncio.to_thread(post_decision, s, run_id, requirement) for s in (a, b))
-            )
-            assert sorted(status for status, _ in answers) == [200, 409], answers
-            refused = next(body for status, body in answers if status == 409)
-            assert b"on another server first" in refused or b"being decided" in refused
-            ends = [await recv_until_terminal(ws) for ws in sockets]
-            assert ends[0] == ends[1]
-            assert [e["type"] for e in ends[0]].count("run_resumed") == 1
-            assert ends[0][-1]["status"] == "completed"
-            for server in (a, b):
-                stored = await get(server, f"/deltakit/runs/{run_id}")
-                assert stored["status"] == "completed"
-                assert_gap_free(stored["events"], run_id)
-                assert stored["events"][len(paused) :] == ends[0]
-            for ws in sockets:
-                ws.close()
-        finally:
-            stop(b)
-    finally:
-        stop(a)
+    with two_servers(pg_url) as (a, b):
+        sockets = [await resume(server, run_id, len(paused) - 1) for server in (a, b)]
+        answers = await asyncio.gather(
+            *(asyncio.to_thread(post_decision, s, run_id, requirement) for s in (a, b))
+        )
+        assert sorted(status for status, _ in answers) == [200, 409], answers
+        refused = next(body for status, body in answers if status == 409)
+        assert b"on another server first" in refused or b"being decided" in refused
+        ends = [await recv_until_terminal(ws) for ws in sockets]
+        assert ends[0] == ends[1]
+        assert [e["type"] for e in ends[0]].count("run_resumed") == 1
+        assert ends[0][-1]["status"] == "completed"
+        for server in (a, b):
+            stored = await get(server, f"/deltakit/runs/{run_id}")
+            assert stored["status"] == "completed"
+            assert_gap_free(stored["events"], run_id)
+            assert stored["events"][len(paused) :] == ends[0]
+        for ws in sockets:
+            ws.close()
 
 
 async def test_postgres_restart_mid_run_the_follower_on_b_gets_every_event(
