@@ -83,6 +83,14 @@ class Session:
         self.page.goto(self.lab.lab_url(notebook, reset=reset))
         self.wait_notebook()
 
+    def open_chat(self, notebook: str, *cells: str) -> Locator:
+        """Write a notebook of `cells`, open it in JupyterLab, run its first cell (the one that
+        shows the widget) and wait until the widget is connected."""
+        self.lab.write_notebook(notebook, *cells)
+        self.open_lab(notebook)
+        self.run_cell(0)
+        return self.wait_chat()
+
     def wait_notebook(self) -> None:
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         self.wait_kernel()

@@ -8,10 +8,7 @@ WIDGET = "from deltakit_nb import ChatWidget\nChatWidget(height=520)"
 
 
 def open_chat(session: Session, name: str) -> None:
-    session.lab.write_notebook(name, WIDGET)
-    session.open_lab(name)
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat(name, WIDGET)
 
 
 def test_typed_message_streams_in_as_markdown(session: Session) -> None:

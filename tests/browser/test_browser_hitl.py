@@ -18,10 +18,7 @@ APPROVE_CELL = "print('waiting:', [r['tool_name'] for r in chat.pending])\nchat.
 
 
 def open_chat(session: Session, name: str, *cells: str) -> None:
-    session.lab.write_notebook(name, WIDGET, *cells)
-    session.open_lab(name)
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat(name, WIDGET, *cells)
 
 
 def card(session: Session, n: int) -> Locator:

@@ -24,10 +24,7 @@ OTHER_CELL = "sales['units'].append(100)\nprint('units now', sum(sales['units'])
 
 
 def test_a_cell_agent_chats_lets_cells_run_and_resumes_after_a_reload(session: Session) -> None:
-    session.lab.write_notebook("kernel_agent.ipynb", AGENT, OTHER_CELL)
-    session.open_lab("kernel_agent.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("kernel_agent.ipynb", AGENT, OTHER_CELL)
 
     # The tool reads the notebook's variable; its result shows as a tool card.
     first = session.send('tool total_units {"name": "sales"}')
@@ -74,10 +71,7 @@ READ_BACK = "print('answer' in globals(), globals().get('answer'), 'other' in gl
 def test_run_python_from_a_cell_agent_waits_for_approval_in_the_card(session: Session) -> None:
     # notebook_tools()'s run_python changes the notebook, so agno asks first: the approval card
     # shows inside the kernel agent's run, and only an approved call touches the variables.
-    session.lab.write_notebook("nb_agent.ipynb", NOTEBOOK_AGENT, READ_BACK)
-    session.open_lab("nb_agent.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("nb_agent.ipynb", NOTEBOOK_AGENT, READ_BACK)
 
     n = session.send(SET_ANSWER)
     session.wait_status("paused")

@@ -22,10 +22,7 @@ CELLS = (
 
 def test_send_from_the_displaying_cell_then_messages_and_markdown(session: Session) -> None:
     lab = session.lab
-    lab.write_notebook("api.ipynb", *CELLS)
-    session.open_lab("api.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("api.ipynb", *CELLS)
     run_id = session.wait_status("completed")
     first = session.run_el(1)
     assert first.locator(".dk-user").inner_text() == "what is 12 * (3 + 4)?"

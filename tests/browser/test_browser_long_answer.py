@@ -64,10 +64,7 @@ def test_a_long_answer_is_rendered_over_frames_whole_and_followed_to_its_end(
     fast_session: Session,
 ) -> None:
     session = fast_session
-    session.lab.write_notebook("long.ipynb", WIDGET)
-    session.open_lab("long.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("long.ipynb", WIDGET)
     session.page.evaluate(WATCH)
     n = session.send(f"markdown {SECTIONS}")
     run_id = session.wait_status("completed", timeout=120_000)

@@ -13,10 +13,7 @@ def grew_while_running(session: Session) -> list[int]:
 
 
 def test_reload_mid_run_finishes_the_same_run_exactly(session: Session) -> None:
-    session.lab.write_notebook("reload.ipynb", WIDGET)
-    session.open_lab("reload.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("reload.ipynb", WIDGET)
     n = session.send("count 300 delay 0.03")
     session.run_el(n).locator(".dk-text", has_text="10 11").wait_for()
     run_id = session.chat().get_attribute("data-run-id")
@@ -47,10 +44,7 @@ def test_reopen_with_fresh_kernel_restores_conversation_and_follows_live_run(
     session: Session,
 ) -> None:
     lab = session.lab
-    lab.write_notebook("reopen.ipynb", WIDGET)
-    session.open_lab("reopen.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("reopen.ipynb", WIDGET)
     session.send("what is 12 * (3 + 4)?")
     session.wait_status("completed")
     n = session.send("count 300 delay 0.03")
@@ -99,10 +93,7 @@ def test_a_dropped_socket_reconnects_and_resumes_exactly(session: Session) -> No
     )
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url) if "/deltakit/ws" in ws.url else None)
-    session.lab.write_notebook("drop.ipynb", WIDGET)
-    session.open_lab("drop.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("drop.ipynb", WIDGET)
     opened = len(sockets)
     n = session.send("count 200 delay 0.03")
     session.run_el(n).locator(".dk-text", has_text="10 11").wait_for()

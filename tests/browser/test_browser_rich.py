@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 
+from playwright.sync_api import Locator
+
 from .browserkit import ARTIFACTS, Session
 
 WIDGET = 'from deltakit_nb import ChatWidget\nchat = ChatWidget(agent="rich", height=560)\nchat'
 
 
 def open_chat(session: Session, name: str) -> None:
-    session.lab.write_notebook(name, WIDGET)
-    session.open_lab(name)
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat(name, WIDGET)
 
 
 # Every <img> in the widget: its src scheme and whether it decoded to a picture.
@@ -22,15 +21,22 @@ IMAGES = """() => [...document.querySelectorAll('.dk-chat img')].map(
   (i) => [i.src.split(':')[0], i.complete && i.naturalWidth, i.naturalHeight])"""
 
 
-def test_a_tool_image_is_shown_and_survives_a_reload_with_its_duration(session: Session) -> None:
-    open_chat(session, "picture.ipynb")
-    n = session.send('tool picture {"kind": "png"}')
+def run_with_image(session: Session, message: str) -> tuple[int, Locator, str]:
+    """Send `message` (a tool that returns an image); once the run has completed and the
+    image in its tool card has decoded: (the run's number, its tool card, its id)."""
+    n = session.send(message)
     run_id = session.wait_status("completed")
     card = session.run_el(n).locator(".dk-tool")
     card.locator("[data-testid=dk-tool-image]").wait_for()
     session.page.wait_for_function(
         "() => document.querySelector('.dk-tool-image')?.naturalWidth > 0"
     )
+    return n, card, run_id
+
+
+def test_a_tool_image_is_shown_and_survives_a_reload_with_its_duration(session: Session) -> None:
+    open_chat(session, "picture.ipynb")
+    n, card, run_id = run_with_image(session, 'tool picture {"kind": "png"}')
     assert session.page.evaluate(IMAGES) == [["blob", 160, 80]]
     # The server's record has the image once, as base64 data.
     (result,) = [e for e in session.lab.run(run_id)["events"] if e["type"] == "tool_result"]
@@ -139,10 +145,7 @@ def test_screenshots_of_a_rich_answer(session: Session) -> None:
 
 
 def test_the_kernels_retry_sends_the_failed_message_again(session: Session) -> None:
-    session.lab.write_notebook("kretry.ipynb", WIDGET, "chat.retry()\nprint('asked', chat.status)")
-    session.open_lab("kretry.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("kretry.ipynb", WIDGET, "chat.retry()\nprint('asked', chat.status)")
     session.send("fail")
     failed = session.wait_status("failed")
     # chat.messages (synced at the run's end) must know the run before retry() can name it.
@@ -178,19 +181,10 @@ def test_a_long_tool_result_is_folded_with_show_all(session: Session) -> None:
 def test_the_demo_plot_tool_draws_with_matplotlib_inline(session: Session) -> None:
     # The demo agent's own plot tool, with the real matplotlib of the `lab` extra (a 640x360
     # PNG), not the test agent's prepared picture.
-    session.lab.write_notebook(
+    session.open_chat(
         "plot.ipynb", "from deltakit_nb import ChatWidget\nchat = ChatWidget(height=560)\nchat"
     )
-    session.open_lab("plot.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
-    n = session.send('tool plot {"kind": "line", "n": 50}')
-    run_id = session.wait_status("completed")
-    card = session.run_el(n).locator(".dk-tool")
-    card.locator("[data-testid=dk-tool-image]").wait_for()
-    session.page.wait_for_function(
-        "() => document.querySelector('.dk-tool-image')?.naturalWidth > 0"
-    )
+    _, _, run_id = run_with_image(session, 'tool plot {"kind": "line", "n": 50}')
     (result,) = [e for e in session.lab.run(run_id)["events"] if e["type"] == "tool_result"]
     assert [(img["width"], img["height"]) for img in result["images"]] == [(640, 360)]
     assert session.page.evaluate(IMAGES) == [["blob", 640, 360]]

@@ -38,10 +38,7 @@ def wait_clean(session: Session) -> None:
 
 def test_reopening_a_saved_chat_does_not_mark_the_notebook_modified(session: Session) -> None:
     lab, page = session.lab, session.page
-    lab.write_notebook("clean.ipynb", WIDGET)
-    session.open_lab("clean.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("clean.ipynb", WIDGET)
     session.send("what is 12 * (3 + 4)?")
     run_id = session.wait_status("completed")
     session.save()
@@ -88,11 +85,8 @@ def rerun_cell(session: Session, index: int = 0) -> None:
 
 
 def test_reload_before_save_then_rerun_continues_the_same_run(session: Session) -> None:
-    lab, page = session.lab, session.page
-    lab.write_notebook("unsaved.ipynb", WIDGET)
-    session.open_lab("unsaved.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    page = session.page
+    session.open_chat("unsaved.ipynb", WIDGET)
     thread = thread_of(session)
     assert thread.startswith("cell-"), thread
     n = session.send(SLOW)
@@ -120,10 +114,7 @@ def test_reload_before_save_then_rerun_continues_the_same_run(session: Session) 
 
 def test_two_tabs_a_run_from_one_streams_in_the_other_and_stops_from_it(session: Session) -> None:
     lab = session.lab
-    lab.write_notebook("tabs.ipynb", WIDGET)
-    session.open_lab("tabs.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("tabs.ipynb", WIDGET)
     session.save()
     other = Session(session.page.context.new_page(), lab)
     other.page.goto(lab.lab_url("tabs.ipynb"))
@@ -158,10 +149,7 @@ def test_new_chat_then_rerun_shows_the_newest_and_the_list_opens_and_deletes(
     session: Session,
 ) -> None:
     lab, page = session.lab, session.page
-    lab.write_notebook("newchat.ipynb", WIDGET)
-    session.open_lab("newchat.ipynb")
-    session.run_cell(0)
-    session.wait_chat()
+    session.open_chat("newchat.ipynb", WIDGET)
     first = thread_of(session)
     # The header shows the thread id (its tail; all of it on hover) and copies all of it.
     thread_el = session.chat().locator(".dk-thread")
