@@ -3,7 +3,8 @@
 The model runs inside agno's real agent loop (tools included). The last user message picks
 what it does:
 
-  bench N                 N chunks of "tok ", as fast as agno allows
+  bench N [size S] [delay D]   N chunks of "tok " (or of S characters), as fast as agno
+                          allows (or D seconds apart)
   count N [delay S]       "1 2 … N", one number a chunk, S seconds between chunks
   echo TEXT               TEXT back verbatim, in 6-character chunks
   tool NAME {json}        call tool NAME with those arguments, then report its result
@@ -292,8 +293,11 @@ class OfflineModel(Model):
                 name, arguments = calls[done]
                 return [_tool_call(name, arguments, len(messages))], self.chunk_delay
             return self._after_tool(messages), self.chunk_delay
-        if m := re.fullmatch(r"bench (\d+)", text):
-            return [{"text": "tok "} for _ in range(int(m.group(1)))], self.chunk_delay
+        if m := re.fullmatch(r"bench (\d+)(?: size (\d+))?(?: delay (\d+(?:\.\d+)?))?", text):
+            size, delay = int(m.group(2) or 4), m.group(3)
+            chunk = ("tok " * (size // 4 + 1))[:size]
+            chunks = [{"text": chunk} for _ in range(int(m.group(1)))]
+            return chunks, float(delay) if delay else self.chunk_delay
         if m := re.fullmatch(r"markdown (\d+)", text):
             return _split(_markdown_sections(int(m.group(1))), 4), self.chunk_delay
         if m := re.fullmatch(r"count (\d+)(?: delay (\d+(?:\.\d+)?))?", text):

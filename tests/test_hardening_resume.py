@@ -172,10 +172,12 @@ async def test_replay_cut_inside_one_batch(jp_ws_fetch: Any, jp_fetch: Any) -> N
     own); a client that processed only part of it resumes from there and gets exactly the
     rest."""
     ws = await jp_ws_fetch("deltakit", "ws")
-    await send(ws, {"message": "count 300"})
+    # Chunks apart in time, so each is an event of its own (302 events in all).
+    await send(ws, {"message": "count 300 delay 0.00001"})
     events: list[dict[str, Any]] = []
     while not events or events[-1]["type"] != "done":
         events.extend(await recv(ws))
+    assert len(events) == 302
     run_id = events[0]["runId"]
     for cut in (1, 7, 150, 299, 301):
         await send(ws, {"runId": run_id, "lastEventId": -1})

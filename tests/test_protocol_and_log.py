@@ -121,6 +121,53 @@ async def test_the_last_event_of_a_closed_log_is_a_batch_of_its_own() -> None:
     assert (await anext(aiter(open_log.follow(-1)))) == log.encoded()[:4]
 
 
+async def test_a_batch_is_capped_in_characters_too() -> None:
+    """Past its first event, a batch stops before the event that would take it over
+    `max_chars`; an event larger than the cap comes alone."""
+
+    async def batches(log: EventLog, max_chars: int) -> list[list[int]]:
+        return [
+            [json.loads(t)["eventId"] for t in batch]
+            async for batch in log.follow(-1, max_chars=max_chars)
+        ]
+
+    log = EventLog("r")
+    for delta in ("a" * 100, "b" * 100, "c" * 100, "d" * 1000, "e"):
+        log.append({"type": "text_delta", "delta": delta})
+    log.append({"type": "done", "status": "completed"})
+    log.close()
+    size = len(log.encoded()[0])  # ~160 characters with its fields
+    assert await batches(log, 2 * size) == [[0, 1], [2], [3], [4], [5]]
+    assert await batches(log, 20 * size) == [[0, 1, 2, 3, 4], [5]]
+    assert await batches(log, 1) == [[0], [1], [2], [3], [4], [5]]
+
+
+def test_texts_that_wait_together_are_one_event() -> None:
+    """The relay's plain text chunks wait in `texts` until the loop next runs `flush`: those
+    that waited together become one text_delta (their concatenation), byte for byte what
+    `append` gives it; an event appended meanwhile flushes them first."""
+    log = EventLog("r")
+    log.texts.extend(["Hel", "lo", ", ", "wé\u2028\ud800"])
+    log.flush()
+    log.flush()  # nothing waits: no event
+    log.texts.append("one")
+    log.flush()
+    log.texts.extend(["a", "b"])
+    log.append(protocol.tool_call("calculator", "{}", "c1", 1.5))
+    log.texts.append("c")
+    log.close()
+    expected = [
+        protocol.text_delta("Hello, wé\u2028\ud800"),
+        protocol.text_delta("one"),
+        protocol.text_delta("ab"),
+        protocol.tool_call("calculator", "{}", "c1", 1.5),
+        protocol.text_delta("c"),
+    ]
+    assert log.encoded() == [
+        protocol.encode_run_event(e, i, "r", '"r"') for i, e in enumerate(expected)
+    ]
+
+
 async def test_cancelled_waiter_does_not_break_others() -> None:
     log = EventLog("r")
     a = asyncio.ensure_future(log.wait(-1))

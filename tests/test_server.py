@@ -38,7 +38,9 @@ async def test_run_streams_to_done(jp_ws_fetch: Any, jp_fetch: Any) -> None:
     assert_gap_free(events, run_id)
     assert events[0]["threadId"] == "t1" and events[0]["agent"] == "demo"
     assert text(events) == "hello, streaming world!"
-    assert sum(e["type"] == "text_delta" for e in events) > 1
+    # The offline model (no delay here) streams its 6-character chunks without awaiting: the
+    # chunks that reach the log in one turn of the loop are one text_delta.
+    assert [e["delta"] for e in events if e["type"] == "text_delta"] == [text(events)]
     metrics = events[-1]["metrics"]  # the run footer's figures, as agno reports them
     assert metrics["model"] == "offline" and metrics["output_tokens"] == 4  # 6-char chunks
     assert metrics["input_tokens"] > 0 and metrics["duration"] >= 0
@@ -125,6 +127,10 @@ async def test_resume_without_last_event_id_replays_everything(jp_ws_fetch: Any)
     assert await recv_until_terminal(ws) == events
     ws.close()
 
+
+# A run of N events: the model awaits between its chunks, so each is a text_delta of its own
+# (chunks that reach the log in one turn of the loop, as `bench N`'s do, are one event).
+MANY_EVENTS = "count {} delay 0.00001"
 
 BAD_FRAMES = [
     ("not json", "frame is not valid JSON"),
@@ -272,17 +278,17 @@ async def test_slow_reader_does_not_delay_a_fast_one(
     the same run finish while it sits on a full buffer, and it still gets every event later."""
     from wsclient import RawSocket
 
-    ws, first = await start_run(jp_ws_fetch, "bench 60000")
+    ws, first = await start_run(jp_ws_fetch, "bench 300 size 16000")
     run_id = first[0]["runId"]
     slow = await RawSocket.connect(
         jp_http_port, f"{jp_base_url}deltakit/ws", jp_serverapp.identity_provider.token
     )
     await slow.send({"runId": run_id, "lastEventId": -1})
     fast = first + await recv_until_terminal(ws)
-    assert len(fast) == 60002 and fast[-1]["status"] == "completed"
+    assert len(text(fast)) == 300 * 16000 and fast[-1]["status"] == "completed"
     run = await get_json(jp_fetch, "runs", run_id)
     assert run["status"] == "completed"
-    # Sixty thousand events are megabytes: far more than the slow socket's buffers hold.
+    # Megabytes: far more than the slow socket's buffers hold.
     assert sum(len(json.dumps(e)) for e in fast) > 4 * 2**20
     received: list[dict] = []
     while not received or received[-1]["type"] != "done":
@@ -311,7 +317,7 @@ async def test_batched_array_frames_decode_to_the_same_events(
 ) -> None:
     """A reader that is behind gets its backlog as JSON-array frames: same events, same order
     (the terminal event comes alone, after them)."""
-    ws, first = await start_run(jp_ws_fetch, "bench 9000")
+    ws, first = await start_run(jp_ws_fetch, MANY_EVENTS.format(9000))
     events = first + await recv_until_terminal(ws)
     run_id = first[0]["runId"]
     await send(ws, {"runId": run_id, "lastEventId": 10})
@@ -336,15 +342,19 @@ async def test_a_reader_that_stops_reading_holds_one_frame_at_most(
 
     from wsclient import RawSocket
 
+    from deltakit_nb.server.eventlog import MAX_BATCH_CHARS
     from deltakit_nb.server.handlers import RunSocket
 
-    ws, first = await start_run(jp_ws_fetch, "bench 60000")
+    # Chunks apart in time, so each is an event of its own (~16 KB): 32 make a capped batch.
+    ws, first = await start_run(jp_ws_fetch, "bench 400 size 16000 delay 0.0001")
     stalled = await RawSocket.connect(
         jp_http_port, f"{jp_base_url}deltakit/ws", jp_serverapp.identity_provider.token
     )
     await stalled.send({"runId": first[0]["runId"], "lastEventId": -1})
     events = first + await recv_until_terminal(ws)
-    frame_cap = sum(len(json.dumps(e)) for e in events[:4096]) + 4096  # one capped batch
+    assert len(text(events)) == 400 * 16000
+    # One capped batch, its commas and brackets, and the frame's header.
+    frame_cap = MAX_BATCH_CHARS + len(events) + 16
     buffered = []
     for obj in gc.get_objects():
         if isinstance(obj, RunSocket) and obj.ws_connection is not None:

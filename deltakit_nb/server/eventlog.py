@@ -6,8 +6,13 @@ its own pace, and a reader that has fallen behind gets its backlog in one batch.
 
 Plain text deltas, most of a run's events, can take a cheaper way in: the run's loop puts the
 bare text in `texts` and schedules `flush` (loop.call_soon) when that list was empty; `flush`
-gives the waiting texts their ids and encodes them in one go, before anything else that was
-scheduled after them runs. `append` and `close` flush first, so ids follow arrival order.
+makes the waiting texts one `text_delta` (their concatenation) with the next id, before anything
+else that was scheduled after them runs. No reader can tell: readers run on the same loop, so
+none could have seen those texts apart, and the answer's text is the same. A model that streams
+faster than the loop turns (a cached or offline one: hundreds of chunks in the 10 ms a run keeps
+the loop) then costs one event per turn instead of one per chunk: in the log, the store, on the
+wire and in the client. A model that awaits its network between chunks still gets an event per
+chunk. `append` and `close` flush first, so the order of events is the order of arrival.
 A team member's text deltas (most of a team run) wait the same way in `member_texts`, all of
 one member run (`member_tail`, its `protocol.member_text_tail`); at most one of the two lists
 holds texts at any time (see `add_member_text`), so flushing keeps the arrival order.
@@ -19,6 +24,23 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from ..protocol import Event, encode_member_text, encode_run_event, encode_str, encode_text_delta
+
+# A batch (one frame) holds at most MAX_BATCH events and, past its first event, at most
+# MAX_BATCH_CHARS characters of them (the encoded events are ASCII: characters are bytes). A
+# reader that is far behind gets its backlog in frames of this size, and a socket that stopped
+# reading holds at most one of them in its write buffer.
+MAX_BATCH = 4096
+MAX_BATCH_CHARS = 512 * 1024
+
+
+def _capped(pending: list[str], max_chars: int) -> list[str]:
+    """The longest head of `pending` within `max_chars` (its first event at least)."""
+    size = 0
+    for i, text in enumerate(pending):
+        size += len(text)
+        if size > max_chars and i:
+            return pending[:i]
+    return pending
 
 
 class EventLog:
@@ -78,31 +100,25 @@ class EventLog:
         return len(self._encoded) - 1
 
     def flush(self) -> None:
-        """Give the waiting texts (`texts` or `member_texts`) their event ids: encode them as
-        text deltas or member text deltas, in order."""
+        """Put the waiting texts (`texts` or `member_texts`) in the log as one text delta or
+        member text delta (their concatenation), with the next event id."""
         texts = self.texts
         if texts:
             if self._closed:
                 raise RuntimeError(f"event log of run {self.run_id} is closed")
-            encoded, run_id = self._encoded, self._run_id_json
-            encoded.extend(
-                [
-                    encode_text_delta(delta, event_id, run_id)
-                    for event_id, delta in enumerate(texts, len(encoded))
-                ]
-            )
+            encoded = self._encoded
+            delta = texts[0] if len(texts) == 1 else "".join(texts)
+            encoded.append(encode_text_delta(delta, len(encoded), self._run_id_json))
             texts.clear()
             self._wake()
         texts = self.member_texts
         if texts:
             if self._closed:
                 raise RuntimeError(f"event log of run {self.run_id} is closed")
-            encoded, run_id, tail = self._encoded, self._run_id_json, self.member_tail
-            encoded.extend(
-                [
-                    encode_member_text(delta, tail, event_id, run_id)
-                    for event_id, delta in enumerate(texts, len(encoded))
-                ]
+            encoded = self._encoded
+            delta = texts[0] if len(texts) == 1 else "".join(texts)
+            encoded.append(
+                encode_member_text(delta, self.member_tail, len(encoded), self._run_id_json)
             )
             texts.clear()
             self._wake()
@@ -143,7 +159,9 @@ class EventLog:
                 self._waiter = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._waiter)
 
-    async def follow(self, after: int = -1, max_batch: int = 4096) -> AsyncIterator[list[str]]:
+    async def follow(
+        self, after: int = -1, max_batch: int = MAX_BATCH, max_chars: int = MAX_BATCH_CHARS
+    ) -> AsyncIterator[list[str]]:
         """Batches of encoded events after `after`, live, until the log closes.
 
         The last event of a closed log (a run's terminal `done`/`error`) comes as a batch of
@@ -154,6 +172,8 @@ class EventLog:
         cursor = after
         while True:
             pending = self.since(cursor, max_batch)
+            if len(pending) > 1:
+                pending = _capped(pending, max_chars)
             if pending:
                 cursor += len(pending)
                 if self._closed and len(pending) > 1 and cursor + 1 == len(self._encoded):

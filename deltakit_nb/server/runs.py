@@ -79,12 +79,13 @@ async def relay(
     texts, flush = events.texts, events.flush
     loop = asyncio.get_running_loop()
     call_soon, clock = loop.call_soon, loop.time
-    count = 0
+    left = YIELD_EVERY  # events until the next look at the clock
     yielded_at = clock()
+    running = adapter.status is None  # only `adapter.translate` changes it
     async for event in stream:
         if (
             type(event) is content_type
-            and adapter.status is None
+            and running
             and not event.reasoning_content
             and type(text := event.content) is str
             and (run_id is None or event.run_id == run_id)
@@ -98,7 +99,7 @@ async def relay(
         elif (
             type(event) is member_type
             and (tail := tails.get(event.run_id)) is not None
-            and adapter.status is None
+            and running
             and not event.reasoning_content
             and type(text := event.content) is str
         ):
@@ -110,10 +111,13 @@ async def relay(
         else:
             for out in adapter.translate(event):
                 events.append(out)
-        count += 1
-        if count % YIELD_EVERY == 0 and clock() - yielded_at >= YIELD_AFTER:
-            await asyncio.sleep(0)
-            yielded_at = clock()
+            running = adapter.status is None
+        left -= 1
+        if not left:
+            left = YIELD_EVERY
+            if clock() - yielded_at >= YIELD_AFTER:
+                await asyncio.sleep(0)
+                yielded_at = clock()
 
 
 def content_types(runnable: Any, adapter: AgnoAdapter, run_id: str) -> tuple[Any, Any]:
