@@ -160,8 +160,8 @@ async def team_live(target: Target, chunks: int) -> float:
     events = await read_run(ws)
     elapsed = time.perf_counter() - start
     ws.close()
-    member = sum(e["type"] == "member_text_delta" for e in events)
-    assert member == chunks and events[-1]["status"] == "completed", (member, events[-1])
+    member = "".join(e["delta"] for e in events if e["type"] == "member_text_delta")
+    assert member == "tok " * chunks and events[-1]["status"] == "completed", events[-1]
     return elapsed
 
 
@@ -434,7 +434,7 @@ def kernel_agent(chunks: int, rounds: int = ROUNDS) -> dict[str, list[float]]:
                 events = await read_run(ws)
                 elapsed = time.perf_counter() - start
                 ws.close()
-                assert len(events) == chunks + 2, (len(events), events[-1])
+                check_bench_run(events, chunks)
                 return elapsed
 
             def in_kernel() -> float:
