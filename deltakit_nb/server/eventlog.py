@@ -102,26 +102,25 @@ class EventLog:
     def flush(self) -> None:
         """Put the waiting texts (`texts` or `member_texts`) in the log as one text delta or
         member text delta (their concatenation), with the next event id."""
-        texts = self.texts
+        texts, encoded = self.texts, self._encoded
         if texts:
-            if self._closed:
-                raise RuntimeError(f"event log of run {self.run_id} is closed")
-            encoded = self._encoded
-            delta = texts[0] if len(texts) == 1 else "".join(texts)
-            encoded.append(encode_text_delta(delta, len(encoded), self._run_id_json))
-            texts.clear()
-            self._wake()
+            self._add_waiting(
+                texts, encode_text_delta("".join(texts), len(encoded), self._run_id_json)
+            )
         texts = self.member_texts
         if texts:
-            if self._closed:
-                raise RuntimeError(f"event log of run {self.run_id} is closed")
-            encoded = self._encoded
-            delta = texts[0] if len(texts) == 1 else "".join(texts)
-            encoded.append(
-                encode_member_text(delta, self.member_tail, len(encoded), self._run_id_json)
+            delta = "".join(texts)
+            self._add_waiting(
+                texts, encode_member_text(delta, self.member_tail, len(encoded), self._run_id_json)
             )
-            texts.clear()
-            self._wake()
+
+    def _add_waiting(self, texts: list[str], event: str) -> None:
+        """Add `event`, the encoded concatenation of the waiting `texts`, which it empties."""
+        if self._closed:
+            raise RuntimeError(f"event log of run {self.run_id} is closed")
+        self._encoded.append(event)
+        texts.clear()
+        self._wake()
 
     def extend_encoded(self, first_id: int, texts: list[str]) -> int:
         """Add events already encoded elsewhere (another server's run, read from the shared
